@@ -1,0 +1,59 @@
+"""Wiring: config -> collectors -> sampler -> renderer; shared by the CLI, tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.collectors.base import Collector
+from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.collectors.host import HostCollector
+from agent.config import Config
+from agent.exposition import Renderer
+from agent.hw.host import HostReader
+from agent.hw.nvml import NvmlGateway, pynvml
+from agent.hw.nvml_backend import NvmlBackend
+from agent.sampler import Sampler
+
+
+@dataclass
+class Agent:
+    config: Config
+    collectors: list[Collector]
+    sampler: Sampler
+    renderer: Renderer
+
+    def exposition(self) -> str:
+        """One sample, rendered as Prometheus text: what `--once` prints."""
+        snapshot = self.sampler.sample_once()
+        body, _ = self.renderer.render(snapshot)
+        return body.decode()
+
+
+def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -> Any:
+    """The real pynvml, or the scenario-driven fake when the backend is `fake`."""
+    if config.backend != "fake":
+        return pynvml
+    from agent.hw.fake_nvml import FakeNvml, load_scenario
+
+    return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
+
+
+def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> Agent:
+    """Make the collectors the configuration enables, a sampler over them and a renderer.
+
+    Raises `ScenarioError` (a ValueError) for a fake scenario that cannot be loaded.
+    """
+    collectors: list[Collector] = []
+    host = config.collectors.host
+    if host.enabled:
+        collectors.append(HostCollector(HostReader(host.procfs), config.topology, hostname))
+    gpu = config.collectors.gpu
+    if gpu.enabled:
+        module = nvml if nvml is not None else nvml_module(config)
+        backend = NvmlBackend(NvmlGateway(module))
+        collectors.append(GpuCollector(backend, GpuOptions(detail=gpu.detail)))
+    specs = [spec for collector in collectors for spec in collector.specs()]
+    sampler = Sampler(collectors, config.interval)
+    return Agent(config, collectors, sampler, Renderer(specs))

@@ -1,0 +1,123 @@
+"""Command line: arguments, logging, wiring, signals and exit codes. The only place that exits.
+
+Exit codes: 0 clean stop or `--once`/`--check-config` success, 1 cannot serve (port in use,
+permission denied, bad address), 2 bad configuration or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent import __version__, logs
+from agent.config import (
+    DEFAULT_CONFIG_PATH,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    Config,
+    ConfigError,
+    load,
+    parse_listen_address,
+    with_overrides,
+)
+
+log = logging.getLogger("agent")
+
+EXIT_OK, EXIT_SERVE, EXIT_CONFIG = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="suanli-agent",
+        description="Suanli: GPU and CPU metrics of this node for Prometheus (NVML + psutil).",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help=f"YAML configuration file (default {DEFAULT_CONFIG_PATH} when present)",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print every problem, exit 0 or 2",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="take one sample, print the exposition text on stdout and exit",
+    )
+    p.add_argument(
+        "--listen-address",
+        metavar="HOST:PORT",
+        help='address to serve on (default ":9445", every interface)',
+    )
+    p.add_argument(
+        "--interval",
+        metavar="DURATION",
+        help='sampling interval such as "5s" or "500ms" (default 5s)',
+    )
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="log level (default info)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, help="text or json lines (default text)")
+    p.add_argument(
+        "--fake",
+        metavar="SCENARIO",
+        help="use the simulated NVML: a built-in scenario name (h100-8, a100-mig, "
+        "mixed-faults, ...) or a scenario YAML file",
+    )
+    p.add_argument("--version", action="version", version=f"suanli-agent {__version__}")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {
+        "listen_address": args.listen_address,
+        "interval": args.interval,
+        "log.level": args.log_level,
+        "log.format": args.log_format,
+    }
+    found = {key: value for key, value in flags.items() if value is not None}
+    if args.fake is not None:
+        found.update({"backend": "fake", "fake_scenario": args.fake})
+    return found
+
+
+def load_config(args: argparse.Namespace) -> tuple[Config, str]:
+    """The file (explicit, or the default when present) with flags on top. Raises ConfigError."""
+    path: Path | None = args.config
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    config = load(path) if path is not None else Config()
+    return with_overrides(config, _overrides(args)), str(path or "built-in defaults")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config, source = load_config(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"suanli-agent: config: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check_config:
+        print(f"suanli-agent: configuration OK ({source})")
+        return EXIT_OK
+    logs.setup(config.log.level, config.log.format)
+    from agent.app import build
+    from agent.hw.fake_nvml import ScenarioError
+
+    try:
+        agent = build(config)
+    except ScenarioError as err:
+        print(f"suanli-agent: --fake: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.once:
+        sys.stdout.write(agent.exposition())
+        agent.sampler.stop()
+        return EXIT_OK
+    from agent.runner import run
+
+    return run(agent, parse_listen_address(config.listen_address))

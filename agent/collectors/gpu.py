@@ -1,0 +1,104 @@
+"""GPU metrics through NVML: one backend read per cycle, turned into samples by the family table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
+from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
+from agent.hw.nvml_backend import NvmlBackend
+from agent.metrics import MetricSpec, Sample
+
+NVML_UP = MetricSpec("suanli_nvml_up", "gauge", "1 when NVML is initialised and usable, else 0.")
+NVML_INFO = MetricSpec(
+    "suanli_nvml_info",
+    "gauge",
+    "NVML and driver versions (value 1).",
+    ("driver_version", "nvml_version", "cuda_driver_version"),
+)
+NVML_ERRORS = MetricSpec(
+    "suanli_nvml_errors_total",
+    "counter",
+    "NVML calls that failed, by function and error (NOT_SUPPORTED is not an error).",
+    ("function", "error"),
+)
+
+
+@dataclass(frozen=True)
+class GpuOptions:
+    detail: bool = False
+
+
+class GpuCollector:
+    """Exports every GPU family of the metric contract from an `NvmlBackend`."""
+
+    name = "gpu"
+
+    def __init__(self, backend: NvmlBackend, options: GpuOptions | None = None) -> None:
+        self.backend = backend
+        self.options = options or GpuOptions()
+        self.last: GpuSnapshot | None = None
+
+    def specs(self) -> Sequence[MetricSpec]:
+        families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
+        return [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families]
+
+    def collect(self) -> list[Sample]:
+        snapshot = self.backend.read()
+        self.last = snapshot
+        samples = _nvml_samples(snapshot)
+        for reading in snapshot.readings:
+            samples.extend(self._gpu_samples(reading, snapshot.status))
+        return samples
+
+    def _gpu_samples(self, reading: GpuReading, status: NvmlStatus) -> list[Sample]:
+        device = reading.device
+        ids = (str(device.index), device.uuid)
+        samples = [Sample(UP, ids, 1.0 if reading.up else 0.0), _info(reading, status, ids)]
+        if not reading.up:
+            return samples
+        detail = self.options.detail
+        for family in FAMILIES:
+            if family.spec.detail and not detail:
+                continue
+            pairs = list(family.values(reading))
+            if detail and family.detail_values is not None:
+                pairs.extend(family.detail_values(reading))
+            samples.extend(
+                Sample(family.spec, (*ids, *extra), value)
+                for extra, value in pairs
+                if value is not None
+            )
+        return samples
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _nvml_samples(snapshot: GpuSnapshot) -> list[Sample]:
+    status = snapshot.status
+    samples = [Sample(NVML_UP, (), 1.0 if status.up else 0.0)]
+    if status.up:
+        versions = (status.driver_version, status.nvml_version, status.cuda_driver_version)
+        samples.append(Sample(NVML_INFO, tuple(v or "" for v in versions), 1.0))
+    for (function, error), count in sorted(snapshot.errors.items()):
+        samples.append(Sample(NVML_ERRORS, (function, error), float(count)))
+    return samples
+
+
+def _info(reading: GpuReading, status: NvmlStatus, ids: tuple[str, str]) -> Sample:
+    d = reading.device
+    labels = (
+        d.model,
+        d.serial or "",
+        d.pci_bus_id,
+        status.driver_version or "",
+        d.vbios_version or "",
+        status.cuda_driver_version or "",
+        d.architecture or "",
+        d.compute_mode or "",
+        d.mig_mode,
+    )
+    return Sample(INFO, (*ids, *labels), 1.0)
+

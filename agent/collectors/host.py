@@ -1,0 +1,77 @@
+"""Host metrics: CPU time by mode, CPU count, memory, load, and the node's identity."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Sequence
+
+from agent import __version__
+from agent.config import TopologyConfig
+from agent.hw.host import HostReader
+from agent.metrics import MetricSpec, Sample
+
+CPU_SECONDS = MetricSpec(
+    "suanli_cpu_seconds_total",
+    "counter",
+    "CPU time spent in each mode, summed over all CPUs.",
+    ("mode",),
+)
+CPU_COUNT = MetricSpec("suanli_cpu_count", "gauge", "CPUs, logical and physical cores.", ("kind",))
+MEMORY_TOTAL = MetricSpec("suanli_memory_total_bytes", "gauge", "Physical memory installed.")
+MEMORY_AVAILABLE = MetricSpec(
+    "suanli_memory_available_bytes", "gauge", "Memory available to start new work without swapping."
+)
+LOAD1 = MetricSpec("suanli_load1", "gauge", "One-minute load average.")
+NODE_INFO = MetricSpec(
+    "suanli_node_info",
+    "gauge",
+    "The node's identity and the topology configured for it (value 1).",
+    ("hostname", "cluster", "hall", "rack", "agent_version"),
+)
+
+
+class HostCollector:
+    """Reads the host through a `HostReader`; static facts (CPU count, identity) once."""
+
+    name = "host"
+
+    def __init__(
+        self,
+        reader: HostReader,
+        topology: TopologyConfig,
+        hostname: str | None = None,
+    ) -> None:
+        self.reader = reader
+        logical, physical = reader.cpu_counts()
+        self._static = [
+            Sample(CPU_COUNT, ("logical",), float(logical)),
+            Sample(CPU_COUNT, ("physical",), float(physical)),
+            Sample(
+                NODE_INFO,
+                (
+                    hostname or socket.gethostname() or platform.node(),
+                    topology.cluster,
+                    topology.hall,
+                    topology.rack,
+                    __version__,
+                ),
+                1.0,
+            ),
+        ]
+
+    def specs(self) -> Sequence[MetricSpec]:
+        return [CPU_SECONDS, CPU_COUNT, MEMORY_TOTAL, MEMORY_AVAILABLE, LOAD1, NODE_INFO]
+
+    def collect(self) -> list[Sample]:
+        reading = self.reader.read()
+        samples = [Sample(CPU_SECONDS, (mode,), v) for mode, v in reading.cpu_seconds.items()]
+        samples += [
+            Sample(MEMORY_TOTAL, (), reading.memory_total_bytes),
+            Sample(MEMORY_AVAILABLE, (), reading.memory_available_bytes),
+            Sample(LOAD1, (), reading.load1),
+        ]
+        return samples + self._static
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,127 @@
+"""Snapshot -> exposition bytes, rendered once per snapshot and format, plus self-metrics.
+
+A scrape never collects: it looks up the bytes already rendered for the latest snapshot in the
+negotiated format (and gzip), rendering them on the first scrape that asks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import platform
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from agent import __version__
+from agent.hw.nvml import binding_version
+from agent.metrics import MetricSpec, Sample
+from agent.sampler import Snapshot
+
+BUILD_INFO = MetricSpec(
+    "suanli_agent_build_info",
+    "gauge",
+    "The agent's version, Python version and NVML binding version (value 1).",
+    ("version", "python_version", "nvml_binding_version"),
+)
+COLLECTOR_SUCCESS = MetricSpec(
+    "suanli_collector_success",
+    "gauge",
+    "1 when the collector's last run succeeded within its deadline, else 0.",
+    ("collector",),
+)
+COLLECTOR_DURATION = MetricSpec(
+    "suanli_collector_duration_seconds",
+    "gauge",
+    "How long the collector's last run took (or has been running, when it is stuck).",
+    ("collector",),
+)
+COLLECTOR_LAST_SUCCESS = MetricSpec(
+    "suanli_collector_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the collector's last successful run.",
+    ("collector",),
+)
+SELF_SPECS = (BUILD_INFO, COLLECTOR_SUCCESS, COLLECTOR_DURATION, COLLECTOR_LAST_SUCCESS)
+
+
+def self_samples(snapshot: Snapshot) -> list[Sample]:
+    """The agent's own series for one snapshot."""
+    versions = (__version__, platform.python_version(), binding_version())
+    samples = [Sample(BUILD_INFO, versions, 1.0)]
+    for result in snapshot.results:
+        name = (result.name,)
+        samples.append(Sample(COLLECTOR_SUCCESS, name, 1.0 if result.success else 0.0))
+        samples.append(Sample(COLLECTOR_DURATION, name, result.duration))
+        if result.last_success is not None:
+            samples.append(Sample(COLLECTOR_LAST_SUCCESS, name, result.last_success))
+    return samples
+
+
+def families(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> list[Metric]:
+    """Group samples into families in declaration order; families with no sample are left out."""
+    built: dict[str, Metric] = {spec.name: _family(spec) for spec in reversed(specs)}
+    built = dict(reversed(built.items()))  # declaration order, first declaration wins
+    for sample in samples:
+        family = built.get(sample.spec.name)
+        if family is None:
+            family = built[sample.spec.name] = _family(sample.spec)
+        family.add_metric(sample.labels, sample.value)  # type: ignore[attr-defined]
+    return [family for family in built.values() if family.samples]
+
+
+def _family(spec: MetricSpec) -> Metric:
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+    return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+
+
+class _Families:
+    """The `collect()` shape prometheus_client's encoders expect."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._metrics)
+
+
+class Renderer:
+    """Caches the rendered bytes of the latest snapshot per content type and encoding."""
+
+    def __init__(self, specs: Sequence[MetricSpec]) -> None:
+        self.specs = [*specs, *SELF_SPECS]
+        self._lock = threading.Lock()
+        self._sequence = -1
+        self._cache: dict[tuple[str, bool], bytes] = {}
+
+    def render(
+        self, snapshot: Snapshot, accept: str = "", gzipped: bool = False
+    ) -> tuple[bytes, str]:
+        """(body, content type) for `snapshot` in the format `accept` negotiates."""
+        encoder, content_type = choose_encoder(accept)
+        key = (content_type, gzipped)
+        with self._lock:
+            if snapshot.sequence != self._sequence:
+                self._cache.clear()
+                self._sequence = snapshot.sequence
+            body = self._cache.get(key)
+            if body is None:
+                body = self._encode(snapshot, encoder, content_type, gzipped)
+                self._cache[key] = body
+        return body, content_type
+
+    def _encode(self, snapshot: Snapshot, encoder: Any, content_type: str, gzipped: bool) -> bytes:
+        plain = self._cache.get((content_type, False))
+        if plain is None:
+            plain = encoder(_Families(families(self.specs, all_samples(snapshot))))
+            self._cache[(content_type, False)] = plain
+        return gzip.compress(plain, compresslevel=6) if gzipped else plain
+
+
+def all_samples(snapshot: Snapshot) -> Iterator[Sample]:
+    for result in snapshot.results:
+        yield from result.samples
+    yield from self_samples(snapshot)

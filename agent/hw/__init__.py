@@ -1,0 +1,85 @@
+"""Hardware access: what the backends return, in base units, with absent values as None."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """Static facts of one GPU, read once when the device is first seen."""
+
+    index: int
+    uuid: str
+    model: str
+    pci_bus_id: str
+    serial: str | None = None
+    vbios_version: str | None = None
+    architecture: str | None = None
+    compute_mode: str | None = None
+    mig_mode: str = "n/a"
+    power_limit_default_watts: float | None = None
+    power_limit_min_watts: float | None = None
+    power_limit_max_watts: float | None = None
+    temperature_thresholds_celsius: Mapping[str, float] = field(default_factory=dict)
+    max_clocks_hertz: Mapping[str, float] = field(default_factory=dict)
+    pcie_max_generation: int | None = None
+    pcie_max_width: int | None = None
+    nvlink_count: int = 0
+
+
+@dataclass
+class GpuReading:
+    """One sampling cycle's dynamic values for one GPU. None or a missing key means absent."""
+
+    device: GpuDevice
+    up: bool = True
+    utilization_ratio: float | None = None
+    memory_controller_utilization_ratio: float | None = None
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    memory_reserved_bytes: float | None = None
+    power_watts: float | None = None
+    power_limit_enforced_watts: float | None = None
+    energy_joules: float | None = None
+    temperature_celsius: dict[str, float] = field(default_factory=dict)
+    fan_speed_ratio: float | None = None
+    clocks_hertz: dict[str, float] = field(default_factory=dict)
+    performance_state: int | None = None
+    clock_event_reasons: dict[str, bool] = field(default_factory=dict)
+    throttle_seconds: dict[str, float] = field(default_factory=dict)
+    pcie_throughput_bytes_per_second: dict[str, float] = field(default_factory=dict)
+    pcie_link_generation: int | None = None
+    pcie_link_width: int | None = None
+    pcie_replays: float | None = None
+    ecc_errors: dict[str, float] = field(default_factory=dict)
+    retired_pages: dict[str, float] = field(default_factory=dict)
+    remapped_rows: dict[str, float] = field(default_factory=dict)
+    row_remap_state: dict[str, float] = field(default_factory=dict)
+    recovery_action: int | None = None
+    nvlink_up: dict[int, bool] = field(default_factory=dict)
+    nvlink_bytes: dict[str, float] = field(default_factory=dict)
+    nvlink_errors: dict[str, float] = field(default_factory=dict)
+    encoder_utilization_ratio: float | None = None
+    decoder_utilization_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class NvmlStatus:
+    """Whether NVML is usable, and the system-level versions it reports."""
+
+    up: bool
+    error: str | None = None
+    driver_version: str | None = None
+    nvml_version: str | None = None
+    cuda_driver_version: str | None = None
+
+
+@dataclass
+class GpuSnapshot:
+    """What the NVML backend read in one cycle: library status, per-GPU readings, error counts."""
+
+    status: NvmlStatus
+    readings: list[GpuReading] = field(default_factory=list)
+    errors: Mapping[tuple[str, str], int] = field(default_factory=dict)

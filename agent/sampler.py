@@ -1,0 +1,197 @@
+"""One sampler thread: runs every collector each interval and publishes an immutable snapshot.
+
+Each collector runs on a worker thread of its own with the interval as its deadline, so a hung
+NVML call delays nothing but its own collector: the others keep publishing, the hung one is
+reported (`suanli_collector_success 0`, `/healthz`), and it is not started again until it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.collectors.base import Collector
+from agent.metrics import Sample
+
+log = logging.getLogger(__name__)
+
+STALE_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class CollectorResult:
+    name: str
+    samples: tuple[Sample, ...]
+    success: bool
+    duration: float
+    last_success: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one cycle produced. Never mutated after publication."""
+
+    sequence: int
+    taken_at: float
+    results: tuple[CollectorResult, ...]
+
+
+class _Run:
+    """One collector run on its own daemon thread (a hung call must not block exit)."""
+
+    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
+        self.started = monotonic()
+        self.finished = threading.Event()
+        self.samples: list[Sample] = []
+        self.error: BaseException | None = None
+        self.duration = 0.0
+        self._monotonic = monotonic
+        self._collector = collector
+        thread = threading.Thread(target=self._run, name=f"collect-{collector.name}", daemon=True)
+        thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.samples = self._collector.collect()
+        except Exception as err:
+            self.error = err
+        finally:
+            self.duration = self._monotonic() - self.started
+            self.finished.set()
+
+
+class Sampler:
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_cycle: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.interval = interval
+        self._clock = clock
+        self._monotonic = monotonic
+        self._on_cycle = on_cycle
+        self._inflight: dict[str, _Run] = {}
+        self._last_success: dict[str, float] = {}
+        self._logged: dict[str, str] = {}
+        self._sequence = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started_at = clock()
+        self.latest: Snapshot | None = None
+
+    def sample_once(self) -> Snapshot:
+        """Run every collector (each bounded by the interval) and publish the snapshot."""
+        deadline = self._monotonic() + self.interval
+        for collector in self.collectors:
+            if collector.name not in self._inflight:
+                self._inflight[collector.name] = _Run(collector, self._monotonic)
+        results = []
+        for collector in self.collectors:
+            run = self._inflight[collector.name]
+            while not self._stop.is_set() and not run.finished.wait(
+                min(0.1, max(0.0, deadline - self._monotonic()))
+            ):
+                if self._monotonic() >= deadline:
+                    break
+            results.append(self._result(collector.name, run))
+        self._sequence += 1
+        snapshot = Snapshot(self._sequence, self._clock(), tuple(results))
+        self.latest = snapshot
+        if self._on_cycle is not None:
+            self._on_cycle(snapshot)
+        return snapshot
+
+    def _result(self, name: str, run: _Run) -> CollectorResult:
+        if not run.finished.is_set():
+            waited = self._monotonic() - run.started
+            error = f"still running after {waited:.1f}s (a hardware call is not returning)"
+            self._log_once(name, error)
+            return CollectorResult(name, (), False, waited, self._last_success.get(name), error)
+        del self._inflight[name]
+        if run.error is not None:
+            error = f"{type(run.error).__name__}: {run.error}"
+            self._log_once(name, error)
+            return CollectorResult(
+                name, (), False, run.duration, self._last_success.get(name), error
+            )
+        now = self._clock()
+        self._last_success[name] = now
+        if self._logged.pop(name, None) is not None:
+            log.info("collector %s recovered", name)
+        return CollectorResult(name, tuple(run.samples), True, run.duration, now)
+
+    def _log_once(self, name: str, error: str) -> None:
+        if self._logged.get(name) != error:
+            self._logged[name] = error
+            log.error("collector %s failed: %s", name, error)
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, why): healthy when every collector succeeded within the last 3 intervals."""
+        now = self._clock()
+        limit = STALE_INTERVALS * self.interval
+        if self.latest is None:
+            return False, "no sample taken yet"
+        problems = []
+        for collector in self.collectors:
+            last = self._last_success.get(collector.name, None)
+            age = now - (last if last is not None else self.started_at)
+            if age > limit:
+                seen = "never succeeded" if last is None else f"last succeeded {age:.1f}s ago"
+                problems.append(f"collector {collector.name} {seen} (limit {limit:.0f}s)")
+        if problems:
+            return False, "; ".join(problems)
+        return (
+            True,
+            f"ok: snapshot {self.latest.sequence} taken {now - self.latest.taken_at:.1f}s ago",
+        )
+
+    def progressing(self) -> bool:
+        """True while snapshots keep coming and no collector is stuck past 3 intervals.
+
+        This gates the systemd watchdog: an agent stuck inside a hardware call is restarted.
+        """
+        limit = STALE_INTERVALS * self.interval
+        if self.latest is None or self._clock() - self.latest.taken_at > limit:
+            return False
+        now = self._monotonic()
+        return all(now - run.started <= limit for run in list(self._inflight.values()))
+
+    def start(self, first_delay: float = 0.0) -> None:
+        """Sample on a thread every interval, the first time after `first_delay` seconds."""
+        self._thread = threading.Thread(
+            target=self._loop, args=(first_delay,), name="sampler", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, first_delay: float) -> None:
+        next_tick = self._monotonic() + first_delay
+        if self._stop.wait(first_delay):
+            return
+        while not self._stop.is_set():
+            self.sample_once()
+            next_tick += self.interval
+            now = self._monotonic()
+            if next_tick < now:  # an overrun: skip the missed ticks rather than burst
+                next_tick = now + self.interval - (now - next_tick) % self.interval
+            self._stop.wait(next_tick - now)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for collector in self.collectors:
+            if collector.name in self._inflight:
+                continue  # still inside a hung call: closing under it could crash the library
+            try:
+                collector.close()
+            except Exception as err:
+                log.warning("closing collector %s: %s", collector.name, err)

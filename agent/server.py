@@ -1,0 +1,140 @@
+"""HTTP: `/metrics` (the latest snapshot, pre-rendered), `/healthz`, and `/` with links.
+
+One thread per connection, each with a socket timeout, so a slow or idle client holds only its
+own thread and no scrape waits on another: scrapes read an immutable snapshot and shared bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from agent import __version__
+from agent.exposition import Renderer
+from agent.sampler import Snapshot
+
+log = logging.getLogger(__name__)
+
+CLIENT_TIMEOUT_SECONDS = 10.0
+
+INDEX = b"""<!doctype html>
+<html><head><title>Suanli agent</title></head><body>
+<h1>Suanli agent</h1>
+<p>GPU and CPU metrics for Prometheus.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li></ul>
+</body></html>
+"""
+
+
+class ServeError(Exception):
+    """The server cannot listen: one line that says why."""
+
+
+class AgentState:
+    """What the handlers read: the latest snapshot, the renderer and the health check."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        latest: Callable[[], Snapshot | None],
+        health: Callable[[], tuple[bool, str]],
+    ) -> None:
+        self.renderer = renderer
+        self.latest = latest
+        self.health = health
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: AgentHTTPServer
+    timeout = CLIENT_TIMEOUT_SECONDS
+    server_version = f"suanli-agent/{__version__}"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._metrics()
+        elif path == "/healthz":
+            healthy, why = self.server.state.health()
+            self._send(200 if healthy else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+        elif path == "/":
+            self._send(200, INDEX, "text/html; charset=utf-8")
+        else:
+            self._send(404, b"not found: try /metrics\n", "text/plain; charset=utf-8")
+
+    def do_HEAD(self) -> None:
+        self._head_only = True
+        self.do_GET()
+
+    def _metrics(self) -> None:
+        snapshot = self.server.state.latest()
+        if snapshot is None:
+            self._send(503, b"no sample taken yet\n", "text/plain; charset=utf-8")
+            return
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+        body, content_type = self.server.state.renderer.render(
+            snapshot, self.headers.get("Accept", ""), gzipped
+        )
+        self._send(200, body, content_type, {"Content-Encoding": "gzip"} if gzipped else {})
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not getattr(self, "_head_only", False):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class AgentHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: AgentState) -> None:
+        host = address[0]
+        self.address_family = socket.AF_INET6 if ":" in host or host == "" else socket.AF_INET
+        self.state = state
+        super().__init__((host or "::", address[1]), Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            # ":9445" means every address, IPv4 included
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def listen(address: tuple[str, int], state: AgentState) -> AgentHTTPServer:
+    """Bind and listen, or raise ServeError with one line that says why."""
+    shown = f"{address[0] or '*'}:{address[1]}"
+    try:
+        return AgentHTTPServer(address, state)
+    except OSError as err:
+        if address[0] == "" and err.errno in (97, 99):  # no IPv6 on this host
+            try:
+                return _ipv4_any(address, state)
+            except OSError as err4:
+                err = err4
+        reason = err.strerror or str(err)
+        raise ServeError(f"cannot listen on {shown}: {reason}") from None
+
+
+def _ipv4_any(address: tuple[str, int], state: AgentState) -> AgentHTTPServer:
+    return AgentHTTPServer(("0.0.0.0", address[1]), state)
+
+
+def serve_in_thread(server: AgentHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return thread
