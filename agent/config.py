@@ -230,7 +230,8 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
         try:
             value = _CHECKS[dotted](raw)
         except ValueError as err:
-            problems.append(f"--{dotted.replace('_', '-').split('.')[-1]}: {err}")
+            flag = "--" + dotted.replace(".", "-").replace("_", "-")
+            problems.append(f"{flag}: {err}")
             continue
         config = _replace_path(config, dotted.split("."), value)
     if problems:

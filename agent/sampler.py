@@ -113,7 +113,7 @@ class Sampler:
     def _result(self, name: str, run: _Run) -> CollectorResult:
         if not run.finished.is_set():
             waited = self._monotonic() - run.started
-            error = f"still running after {waited:.1f}s (a hardware call is not returning)"
+            error = "still running past its deadline (a hardware call is not returning)"
             self._log_once(name, error)
             return CollectorResult(name, (), False, waited, self._last_success.get(name), error)
         del self._inflight[name]

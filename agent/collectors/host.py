@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import socket
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ from agent import __version__
 from agent.config import TopologyConfig
 from agent.hw.host import HostReader
 from agent.metrics import MetricSpec, Sample
+
+log = logging.getLogger(__name__)
 
 CPU_SECONDS = MetricSpec(
     "suanli_cpu_seconds_total",
@@ -43,10 +46,8 @@ class HostCollector:
         hostname: str | None = None,
     ) -> None:
         self.reader = reader
-        logical, physical = reader.cpu_counts()
         self._static = [
-            Sample(CPU_COUNT, ("logical",), float(logical)),
-            Sample(CPU_COUNT, ("physical",), float(physical)),
+            *_cpu_counts(reader),
             Sample(
                 NODE_INFO,
                 (
@@ -75,3 +76,15 @@ class HostCollector:
 
     def close(self) -> None:
         return None
+
+
+def _cpu_counts(reader: HostReader) -> list[Sample]:
+    try:
+        logical, physical = reader.cpu_counts()
+    except OSError as err:
+        log.warning("CPU count unknown, cannot read cpuinfo: %s", err)
+        return []
+    return [
+        Sample(CPU_COUNT, ("logical",), float(logical)),
+        Sample(CPU_COUNT, ("physical",), float(physical)),
+    ]

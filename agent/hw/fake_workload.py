@@ -1,0 +1,184 @@
+"""Deterministic workload model of one fake GPU: values as functions of (seed, gpu, time).
+
+Time is cut into ticks of `TICK` seconds; within a tick every instantaneous value is constant,
+so counters are exact integrals: energy (mJ) grows by power x time, the power-cap violation
+counter (ns) by the time spent capped, NVLink counters (KiB) by rate x time. Cumulative sums are
+kept at checkpoints every `CHUNK` ticks, so reading time t costs O(ticks since the last read)
+for a clock that moves forward, and at most O(CHUNK) for a clock that jumps back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agent.hw.fake_models import MIB, GpuModel
+
+TICK = 1.0
+CHUNK = 256
+NVLINK_LINK_BYTES_PER_S = 26.562e9  # per link, `nvidia-smi nvlink -s` in the H100/H800 captures
+_MASK = (1 << 64) - 1
+
+
+def mix(*values: int) -> int:
+    """A 64-bit hash of integers (splitmix64 finaliser over a running state)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (v & _MASK)) * 0xBF58476D1CE4E5B9 & _MASK
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & _MASK
+        h ^= h >> 31
+    return h
+
+
+def unit(*values: int) -> float:
+    """A deterministic number in [0, 1) for the given integers."""
+    return (mix(*values) >> 11) / float(1 << 53)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Instantaneous values of one tick."""
+
+    util: int  # percent
+    mem_util: int  # percent
+    power_w: float
+    capped: bool  # software power cap engaged
+    mem_used_mib: int
+    pcie_tx_kbs: int
+    pcie_rx_kbs: int
+    nvlink_frac: float  # share of each link's bandwidth in use
+    pcie_replays: int  # events in this tick
+    ecc_corrected: int
+    nvlink_replays: int
+
+
+class Workload:
+    """One GPU's workload over simulated time, for a profile in fake_scenario.WORKLOADS."""
+
+    def __init__(self, profile: str, model: GpuModel, seed: int, gpu: int, limit_w: float,
+                 mig: bool) -> None:
+        self.profile = profile
+        self.model = model
+        self.seed = seed
+        self.gpu = gpu
+        self.limit_w = limit_w
+        self.mig = mig
+        self.usable_mib = model.memory_total_mib - model.memory_reserved_mib
+        self.idle_w = model.idle_power_w + 12.0 * unit(seed, gpu, 1) - 4.0
+        self._checkpoints: list[tuple[float, ...]] = [(0.0,) * 6]
+        self._last: tuple[int, tuple[float, ...]] = (0, (0.0,) * 6)
+        self._tick: tuple[int, Tick] | None = None
+
+    def _u(self, k: int, stream: int) -> float:
+        return unit(self.seed, self.gpu, k, stream)
+
+    def _smooth(self, k: int, stream: int, period: int) -> float:
+        """Value noise in [0, 1) that wanders over `period` ticks."""
+        k0, frac = divmod(k, period)
+        a, b = self._u(k0, stream + 100), self._u(k0 + 1, stream + 100)
+        s = frac / period
+        return a + (b - a) * s * s * (3 - 2 * s)
+
+    def tick(self, k: int) -> Tick:
+        if self._tick is None or self._tick[0] != k:
+            self._tick = (k, self._compute(k))
+        return self._tick[1]
+
+    def _compute(self, k: int) -> Tick:
+        if self.profile == "training":
+            return self._busy(k, self._training(k))
+        if self.profile == "inference":
+            return self._busy(k, self._inference(k))
+        if self.profile == "memory-bound":
+            return self._busy(k, self._memory_bound(k))
+        return self._idle(k)
+
+    def _idle(self, k: int) -> Tick:
+        used = self.model.mig_idle_used_mib if self.mig else int(self._u(0, 2) < 0.5)
+        return Tick(0, 0, self.idle_w + 1.5 * self._u(k, 3), False, used,
+                    int(300 + 300 * self._u(k, 4)), int(300 + 600 * self._u(k, 5)),
+                    0.0, 0, 0, 0)
+
+    def _training(self, k: int) -> tuple[int, int, float, float, float]:
+        """util %, memory util %, share of power limit, memory share, NVLink share."""
+        if k % 600 >= 585:  # a 15 s checkpoint pause every 10 minutes
+            return int(6 * self._u(k, 6)), 2, 0.2, 0.82, 0.0
+        util = 100 if self._u(k, 7) < 0.8 else 93 + int(7 * self._u(k, 8))
+        share = 0.86 + 0.12 * self._smooth(k, 9, 15) + 0.012 * self._u(k, 10)
+        memory = 0.78 + 0.12 * self._u(0, 11) + 0.01 * self._smooth(k, 12, 30)
+        return util, 25 + int(20 * self._smooth(k, 13, 20)), share, memory, \
+            0.15 + 0.35 * self._smooth(k, 14, 5)
+
+    def _inference(self, k: int) -> tuple[int, int, float, float, float]:
+        phase = 2 * math.pi * (k / 300.0 + self._u(0, 15))
+        load = 0.5 + 0.35 * math.sin(phase) + 0.3 * (self._u(k, 16) - 0.5)
+        util = max(0, min(100, int(100 * load))) if self._u(k, 17) > 0.05 else 0
+        memory = 0.55 + 0.3 * self._u(0, 18) + 0.05 * self._smooth(k, 19, 60)
+        return util, util // 2, 0.15 + 0.6 * util / 100, memory, 0.02 + 0.08 * util / 100
+
+    def _memory_bound(self, k: int) -> tuple[int, int, float, float, float]:
+        util = 60 + int(20 * self._smooth(k, 20, 10))
+        mem_util = 70 + int(25 * self._smooth(k, 21, 10))
+        return util, mem_util, 0.65 + 0.15 * self._smooth(k, 22, 15), \
+            0.6 + 0.2 * self._u(0, 23), 0.05 + 0.15 * self._smooth(k, 24, 10)
+
+    def _busy(self, k: int, shape: tuple[int, int, float, float, float]) -> Tick:
+        util, mem_util, share, memory, nvlink = shape
+        capped = share >= 0.975
+        power = max(self.idle_w, min(share, 0.99) * self.limit_w)
+        busy = util > 0
+        return Tick(
+            util, mem_util, power, capped, int(memory * self.usable_mib),
+            int((20_000 + 80_000 * self._u(k, 25)) * busy), int((100_000 + 500_000 * self._u(k, 26)) * busy),
+            nvlink if self.model.nvlink_links else 0.0,
+            int(self._u(k, 27) < 0.0005), int(self.model.ecc and self._u(k, 28) < 0.0002),
+            int(self.model.nvlink_links > 0 and self._u(k, 29) < 0.001),
+        )
+
+    # --- counters -----------------------------------------------------------------------
+    def _rates(self, k: int) -> tuple[float, ...]:
+        """Per-tick increments: mJ, capped ns, NVLink bytes per link, replays, ECC, NVLink replays."""
+        t = self.tick(k)
+        return (t.power_w * 1000.0 * TICK, 1e9 * TICK * t.capped,
+                t.nvlink_frac * NVLINK_LINK_BYTES_PER_S * TICK,
+                float(t.pcie_replays), float(t.ecc_corrected), float(t.nvlink_replays))
+
+    def _cum_at_tick(self, k: int) -> tuple[float, ...]:
+        """Sum of increments of ticks 0..k-1."""
+        while len(self._checkpoints) <= k // CHUNK:
+            base = len(self._checkpoints) - 1
+            self._checkpoints.append(self._advance(base * CHUNK, self._checkpoints[-1], (base + 1) * CHUNK))
+        last_k, last = self._last
+        start, cum = (last_k, last) if last_k <= k and k - last_k < CHUNK else \
+            ((k // CHUNK) * CHUNK, self._checkpoints[k // CHUNK])
+        cum = self._advance(start, cum, k)
+        self._last = (k, cum)
+        return cum
+
+    def _advance(self, start: int, cum: tuple[float, ...], stop: int) -> tuple[float, ...]:
+        acc = list(cum)
+        for j in range(start, stop):
+            for i, v in enumerate(self._rates(j)):
+                acc[i] += v
+        return tuple(acc)
+
+    def totals(self, t: float) -> tuple[float, ...]:
+        """Cumulative (energy mJ, capped ns, NVLink bytes per link, PCIe replays, ECC, NVLink
+        replays) at time t; rates integrate continuously, events count whole ticks."""
+        k = int(t // TICK)
+        cum = self._cum_at_tick(k)
+        rates = self._rates(k)
+        frac = (t - k * TICK) / TICK
+        return tuple(c + r * frac if i < 3 else c for i, (c, r) in enumerate(zip(cum, rates)))
+
+    def temperature(self, k: int, memory: bool) -> int:
+        """GPU or memory temperature: linear in power between the captured idle and load points."""
+        idle_c, load_c, mem_idle_c, mem_load_c = self.model.temps_c
+        low, high = (mem_idle_c, mem_load_c) if memory else (idle_c, load_c)
+        span = max(1.0, self.model.load_ref_w - self.model.idle_power_w)
+        share = (self.tick(k).power_w - self.model.idle_power_w) / span
+        offset = 3.0 * unit(self.seed, self.gpu, 30 + memory) - 1.0
+        return max(low - 2, round(low + (high - low) * share + offset))
+
+    def memory_bytes(self, k: int) -> int:
+        return self.tick(k).mem_used_mib * MIB
