@@ -18,6 +18,7 @@ MetricKind = Literal["gauge", "counter"]
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _BASE_UNIT_SUFFIXES = (
     "_bytes",
+    "_bytes_per_second",
     "_seconds",
     "_watts",
     "_joules",

@@ -1,0 +1,55 @@
+"""Every declared metric follows the contract's naming rules, and the README documents them all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.metrics import PREFIX, MetricSpec, unit_suffix_ok
+from agent.reference import markdown, replaced, sections
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT = ROOT.parent / "shared" / "design" / "metrics.md"
+SPECS = [spec for _, specs in sections() for spec in specs]
+# Counts and states with no unit, as the contract names them.
+UNITLESS = {
+    "suanli_gpu_up", "suanli_gpu_performance_state", "suanli_gpu_clock_event_active",
+    "suanli_gpu_pcie_link_generation", "suanli_gpu_pcie_link_width", "suanli_gpu_retired_pages",
+    "suanli_gpu_remapped_rows", "suanli_gpu_row_remap_state", "suanli_gpu_recovery_action",
+    "suanli_gpu_nvlink_links", "suanli_gpu_nvlink_up", "suanli_nvml_up", "suanli_cpu_count",
+    "suanli_load1", "suanli_collector_success",
+}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_names_follow_the_rules(spec: MetricSpec) -> None:
+    assert spec.name.startswith(PREFIX)
+    assert unit_suffix_ok(spec.name) or spec.name in UNITLESS, f"{spec.name}: no base unit suffix"
+    if spec.name.startswith("suanli_gpu_") and spec.name != "suanli_gpu_info":
+        assert spec.labels[:2] == ("gpu", "uuid")
+
+
+def test_names_are_unique() -> None:
+    names = [spec.name for spec in SPECS]
+    assert len(names) == len(set(names))
+
+
+def test_the_readme_reference_is_generated_from_the_declarations() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert replaced(readme) == readme, "run: python -m agent.reference --write README.md"
+    for spec in SPECS:
+        assert f"`{spec.name}`" in markdown()
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/design/metrics.md not beside the checkout")
+def test_every_declared_metric_is_in_the_contract() -> None:
+    contract = CONTRACT.read_text()
+    named = set(re.findall(r"`(suanli_[a-z0-9_]+)", contract))
+    # the contract abbreviates families like `suanli_gpu_memory_used_bytes` / `_total_bytes`
+    expanded = named | {"suanli_gpu_memory_total_bytes", "suanli_gpu_memory_reserved_bytes",
+                        "suanli_gpu_decoder_utilization_ratio", "suanli_gpu_pcie_link_width",
+                        "suanli_memory_available_bytes"}
+    missing = [spec.name for spec in SPECS if spec.name not in expanded]
+    assert missing == []
