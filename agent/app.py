@@ -35,7 +35,8 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
     """The real pynvml, or the scenario-driven fake when the backend is `fake`."""
     if config.backend != "fake":
         return pynvml
-    from agent.hw.fake_nvml import FakeNvml, load_scenario
+    from agent.hw.fake_nvml import FakeNvml
+    from agent.hw.fake_scenario import load_scenario
 
     return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
 

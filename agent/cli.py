@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
     from agent.app import build
-    from agent.hw.fake_nvml import ScenarioError
+    from agent.hw.fake_scenario import ScenarioError
 
     try:
         agent = build(config)

@@ -88,6 +88,12 @@ class _Families:
         return iter(self._metrics)
 
 
+def render_text(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> bytes:
+    """Prometheus text format of `samples`, families in declaration order."""
+    encoder, _ = choose_encoder("")
+    return bytes(encoder(_Families(families(specs, samples))))
+
+
 class Renderer:
     """Caches the rendered bytes of the latest snapshot per content type and encoding."""
 

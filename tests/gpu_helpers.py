@@ -1,0 +1,77 @@
+"""Running the real NVML code path (gateway, backend, GPU collector) against the fake, in tests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_scenario import Scenario, load_scenario, parse_scenario
+from agent.hw.nvml import NvmlGateway
+from agent.hw.nvml_backend import NvmlBackend
+from agent.metrics import Sample
+
+Series = dict[tuple[str, tuple[str, ...]], float]
+
+
+@dataclass
+class SimClock:
+    """Simulated time, advanced by the test."""
+
+    t: float = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class Node:
+    """A GPU collector wired to a fake NVML at a simulated time the test controls."""
+
+    scenario: Scenario
+    detail: bool = False
+    clock: SimClock = field(default_factory=SimClock)
+
+    def __post_init__(self) -> None:
+        self.fake = FakeNvml(self.scenario, clock=self.clock, sleep=lambda s: None)
+        self.gateway = NvmlGateway(self.fake, clock=self.clock, backoff_initial=1.0)
+        self.collector = GpuCollector(NvmlBackend(self.gateway), GpuOptions(detail=self.detail))
+
+    def at(self, t: float) -> Series:
+        """Collect at simulated time `t` and return {(name, labels): value}."""
+        self.clock.t = t
+        return as_series(self.collector.collect())
+
+
+def node(scenario: str, detail: bool = False) -> Node:
+    """A node running a built-in scenario, or a scenario given as YAML text."""
+    loaded = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
+    return Node(loaded, detail)
+
+
+def as_series(samples: list[Sample]) -> Series:
+    series: Series = {}
+    for sample in samples:
+        key = (sample.spec.name, sample.labels)
+        assert key not in series, f"duplicate series {key}"
+        series[key] = sample.value
+    return series
+
+
+def by_gpu(series: Series, name: str) -> dict[str, float]:
+    """{gpu index: value} of a family with no extra labels."""
+    return {labels[0]: v for (n, labels), v in series.items() if n == name}
+
+
+def keyed(series: Series, name: str) -> dict[str, dict[str, float]]:
+    """{gpu index: {extra label value: value}} of a family with one extra label."""
+    found: dict[str, dict[str, float]] = defaultdict(dict)
+    for (n, labels), value in series.items():
+        if n == name:
+            found[labels[0]][labels[2]] = value
+    return dict(found)
+
+
+def families_of_gpu(series: Series, gpu: str) -> set[str]:
+    return {n for (n, labels), _ in series.items() if labels[:1] == (gpu,) and n.startswith("suanli_gpu")}

@@ -1,0 +1,45 @@
+"""An NVML call that hangs never blocks a scrape or silences the other collectors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agent.app import build
+from agent.config import Config, with_overrides
+from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_scenario import parse_scenario
+
+HANGING = """
+name: hanging-power-call
+gpus: {model: H100-SXM5-80GB, count: 2, workload: training}
+faults:
+  - {kind: slow_call, functions: [nvmlDeviceGetPowerUsage], seconds: 30, at: 0}
+"""
+
+
+def test_a_hanging_nvml_call_ages_only_the_gpu_collector() -> None:
+    release = threading.Event()
+    fake = FakeNvml(parse_scenario(HANGING), sleep=lambda seconds: release.wait(seconds))
+    config = with_overrides(Config(), {"interval": "200ms"})
+    agent = build(config, nvml=fake)
+    try:
+        started = time.monotonic()
+        snapshot = agent.sampler.sample_once()
+        assert time.monotonic() - started < 0.6, "the sampling deadline bounds the cycle"
+        results = {r.name: r for r in snapshot.results}
+        assert results["host"].success and results["host"].samples
+        assert not results["gpu"].success
+        assert "still running" in (results["gpu"].error or "")
+        body, _ = agent.renderer.render(snapshot)
+        text = body.decode()
+        assert 'suanli_collector_success{collector="gpu"} 0.0' in text
+        assert "suanli_cpu_seconds_total" in text
+        for _ in range(3):
+            agent.sampler.sample_once()
+        healthy, why = agent.sampler.health()
+        assert not healthy and "collector gpu" in why
+        assert not agent.sampler.progressing()
+    finally:
+        release.set()
+        agent.sampler.stop()
