@@ -32,6 +32,7 @@ EXIT_OK, EXIT_SERVE, EXIT_CONFIG = 0, 1, 2
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="suanli-agent",
+        allow_abbrev=False,
         description="Suanli: GPU and CPU metrics of this node for Prometheus (NVML + psutil).",
     )
     p.add_argument(
@@ -102,18 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"suanli-agent: config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    from agent.hw.fake_scenario import ScenarioError, load_scenario
+
+    try:
+        if config.backend == "fake":
+            load_scenario(config.fake_scenario)
+    except ScenarioError as err:
+        print(f"suanli-agent: config: fake_scenario: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.check_config:
         print(f"suanli-agent: configuration OK ({source})")
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
     from agent.app import build
-    from agent.hw.fake_scenario import ScenarioError
 
-    try:
-        agent = build(config)
-    except ScenarioError as err:
-        print(f"suanli-agent: --fake: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+    agent = build(config)
     if args.once:
         sys.stdout.write(agent.exposition())
         agent.sampler.stop()

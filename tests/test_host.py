@@ -27,8 +27,8 @@ def test_cpu_seconds_are_the_aggregate_stat_line_in_seconds() -> None:
 
 def test_cpu_count_logical_and_physical() -> None:
     values = collect()
-    assert values[("suanli_cpu_count", ("logical",))] == 4
-    assert values[("suanli_cpu_count", ("physical",))] == 2
+    assert values[("suanli_cpus", ("logical",))] == 4
+    assert values[("suanli_cpus", ("physical",))] == 2
 
 
 def test_memory_and_load() -> None:

@@ -20,7 +20,7 @@ CPU_SECONDS = MetricSpec(
     "CPU time spent in each mode, summed over all CPUs.",
     ("mode",),
 )
-CPU_COUNT = MetricSpec("suanli_cpu_count", "gauge", "CPUs, logical and physical cores.", ("kind",))
+CPU_COUNT = MetricSpec("suanli_cpus", "gauge", "CPUs, logical and physical cores.", ("kind",))
 MEMORY_TOTAL = MetricSpec("suanli_memory_total_bytes", "gauge", "Physical memory installed.")
 MEMORY_AVAILABLE = MetricSpec(
     "suanli_memory_available_bytes", "gauge", "Memory available to start new work without swapping."

@@ -1,4 +1,4 @@
-"""What NVML reports for each GPU model the fake NVML can play, read from real captures.
+"""GPU model facts for the fake NVML, read from real captures, and the NVML surface it offers.
 
 Every value comes from `/work/shared/reference/nvidia-smi*/` (file named in the comment) unless a
 comment says otherwise. Absolute temperature thresholds are printed only by some drivers; where a
@@ -135,6 +135,53 @@ MODELS: dict[str, GpuModel] = {
         Thresholds(91, 86, 84, None), 20.0, (28, 66, 0, 0), 400.0, bus_ids=PCIE_BUS_IDS,
         fan=True, mig_capable=False, ecc=False, memory_temp=False, serial=False,
     ),
+}
+
+
+# Every pynvml function the fake implements (the parity test checks FakeNvml against this).
+FUNCTIONS = frozenset(
+    {
+        "nvmlInit", "nvmlShutdown", "nvmlSystemGetDriverVersion", "nvmlSystemGetNVMLVersion",
+        "nvmlSystemGetCudaDriverVersion", "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlDeviceGetCount",
+        "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName", "nvmlDeviceGetUUID",
+        "nvmlDeviceGetSerial",
+        "nvmlDeviceGetPciInfo", "nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetVbiosVersion",
+        "nvmlDeviceGetArchitecture", "nvmlDeviceGetCudaComputeCapability",
+        "nvmlDeviceGetComputeMode",
+        "nvmlDeviceGetMigMode", "nvmlDeviceGetMaxClockInfo", "nvmlDeviceGetClockInfo",
+        "nvmlDeviceGetMaxPcieLinkGeneration", "nvmlDeviceGetMaxPcieLinkWidth",
+        "nvmlDeviceGetCurrPcieLinkGeneration", "nvmlDeviceGetCurrPcieLinkWidth",
+        "nvmlDeviceGetTemperature", "nvmlDeviceGetTemperatureThreshold",
+        "nvmlDeviceGetPowerManagementDefaultLimit", "nvmlDeviceGetPowerManagementLimitConstraints",
+        "nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerUsage",
+        "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetUtilizationRates",
+        "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetFanSpeed", "nvmlDeviceGetPerformanceState",
+        "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons",
+        "nvmlDeviceGetViolationStatus", "nvmlDeviceGetPcieThroughput", "nvmlDeviceGetRetiredPages",
+        "nvmlDeviceGetRetiredPagesPendingStatus", "nvmlDeviceGetRemappedRows",
+        "nvmlDeviceGetEncoderUtilization", "nvmlDeviceGetDecoderUtilization",
+        "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetNvLinkState", "nvmlDeviceGetFieldValues",
+        "nvmlDeviceGetComputeRunningProcesses",
+    }
+)
+
+# Library symbols that pynvml functions call under another name (for `missing_functions`).
+SYMBOLS = {
+    "nvmlDeviceGetCount": "nvmlDeviceGetCount_v2",
+    "nvmlDeviceGetHandleByIndex": "nvmlDeviceGetHandleByIndex_v2",
+    "nvmlDeviceGetPciInfo": "nvmlDeviceGetPciInfo_v3",
+    "nvmlDeviceGetComputeRunningProcesses": "nvmlDeviceGetComputeRunningProcesses_v3",
+}
+MEMORY_V2_SYMBOL = "nvmlDeviceGetMemoryInfo_v2"
+KNOWN_SYMBOLS = FUNCTIONS | set(SYMBOLS.values()) | {MEMORY_V2_SYMBOL}
+
+RECOVERY_ACTIONS = {
+    "none": pynvml.NVML_GPU_RECOVERY_ACTION_NONE,
+    "gpu_reset": pynvml.NVML_GPU_RECOVERY_ACTION_GPU_RESET,
+    "node_reboot": pynvml.NVML_GPU_RECOVERY_ACTION_NODE_REBOOT,
+    "drain_p2p": pynvml.NVML_GPU_RECOVERY_ACTION_DRAIN_P2P,
+    "drain_and_reset": pynvml.NVML_GPU_RECOVERY_ACTION_DRAIN_AND_RESET,
 }
 
 

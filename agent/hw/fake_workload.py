@@ -52,12 +52,33 @@ class Tick:
     nvlink_replays: int
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Fault windows [at, until) that change the workload: thermal slowdown, degraded PCIe."""
+
+    thermal: tuple[tuple[float, float | None], ...] = ()
+    pcie: tuple[tuple[float, float | None], ...] = ()
+
+    @staticmethod
+    def hit(windows: tuple[tuple[float, float | None], ...], t: float) -> bool:
+        return any(at <= t and (until is None or t < until) for at, until in windows)
+
+
 class Workload:
     """One GPU's workload over simulated time, for a profile in fake_scenario.WORKLOADS."""
 
-    def __init__(self, profile: str, model: GpuModel, seed: int, gpu: int, limit_w: float,
-                 mig: bool) -> None:
+    def __init__(
+        self,
+        profile: str,
+        model: GpuModel,
+        seed: int,
+        gpu: int,
+        limit_w: float,
+        mig: bool,
+        windows: Windows | None = None,
+    ) -> None:
         self.profile = profile
+        self.windows = windows or Windows()
         self.model = model
         self.seed = seed
         self.gpu = gpu
@@ -68,9 +89,17 @@ class Workload:
         self._checkpoints: list[tuple[float, ...]] = [(0.0,) * 6]
         self._last: tuple[int, tuple[float, ...]] = (0, (0.0,) * 6)
         self._tick: tuple[int, Tick] | None = None
+        self._prefix = mix(seed, gpu)
+        self._bases: dict[int, int] = {}
 
     def _u(self, k: int, stream: int) -> float:
-        return unit(self.seed, self.gpu, k, stream)
+        """unit(seed, gpu, k, stream), with the (seed, gpu, k) part hashed once per tick."""
+        base = self._bases.get(k)
+        if base is None:
+            if len(self._bases) > 4096:
+                self._bases.clear()
+            base = self._bases[k] = mix(self._prefix, k)
+        return (mix(base, stream) >> 11) / float(1 << 53)
 
     def _smooth(self, k: int, stream: int, period: int) -> float:
         """Value noise in [0, 1) that wanders over `period` ticks."""
@@ -95,9 +124,19 @@ class Workload:
 
     def _idle(self, k: int) -> Tick:
         used = self.model.mig_idle_used_mib if self.mig else int(self._u(0, 2) < 0.5)
-        return Tick(0, 0, self.idle_w + 1.5 * self._u(k, 3), False, used,
-                    int(300 + 300 * self._u(k, 4)), int(300 + 600 * self._u(k, 5)),
-                    0.0, 0, 0, 0)
+        return Tick(
+            0,
+            0,
+            self.idle_w + 1.5 * self._u(k, 3),
+            False,
+            used,
+            int(300 + 300 * self._u(k, 4)),
+            int(300 + 600 * self._u(k, 5)),
+            0.0,
+            0,
+            0,
+            0,
+        )
 
     def _training(self, k: int) -> tuple[int, int, float, float, float]:
         """util %, memory util %, share of power limit, memory share, NVLink share."""
@@ -106,8 +145,13 @@ class Workload:
         util = 100 if self._u(k, 7) < 0.8 else 93 + int(7 * self._u(k, 8))
         share = 0.86 + 0.12 * self._smooth(k, 9, 15) + 0.012 * self._u(k, 10)
         memory = 0.78 + 0.12 * self._u(0, 11) + 0.01 * self._smooth(k, 12, 30)
-        return util, 25 + int(20 * self._smooth(k, 13, 20)), share, memory, \
-            0.15 + 0.35 * self._smooth(k, 14, 5)
+        return (
+            util,
+            25 + int(20 * self._smooth(k, 13, 20)),
+            share,
+            memory,
+            0.15 + 0.35 * self._smooth(k, 14, 5),
+        )
 
     def _inference(self, k: int) -> tuple[int, int, float, float, float]:
         phase = 2 * math.pi * (k / 300.0 + self._u(0, 15))
@@ -119,38 +163,59 @@ class Workload:
     def _memory_bound(self, k: int) -> tuple[int, int, float, float, float]:
         util = 60 + int(20 * self._smooth(k, 20, 10))
         mem_util = 70 + int(25 * self._smooth(k, 21, 10))
-        return util, mem_util, 0.65 + 0.15 * self._smooth(k, 22, 15), \
-            0.6 + 0.2 * self._u(0, 23), 0.05 + 0.15 * self._smooth(k, 24, 10)
+        return (
+            util,
+            mem_util,
+            0.65 + 0.15 * self._smooth(k, 22, 15),
+            0.6 + 0.2 * self._u(0, 23),
+            0.05 + 0.15 * self._smooth(k, 24, 10),
+        )
 
     def _busy(self, k: int, shape: tuple[int, int, float, float, float]) -> Tick:
         util, mem_util, share, memory, nvlink = shape
+        if Windows.hit(self.windows.thermal, k * TICK):
+            share *= 0.8  # thermal slowdown lowers clocks and so power
         capped = share >= 0.975
         power = max(self.idle_w, min(share, 0.99) * self.limit_w)
         busy = util > 0
+        replay_p = 0.05 if Windows.hit(self.windows.pcie, k * TICK) else 0.0005
         return Tick(
-            util, mem_util, power, capped, int(memory * self.usable_mib),
-            int((20_000 + 80_000 * self._u(k, 25)) * busy), int((100_000 + 500_000 * self._u(k, 26)) * busy),
+            util,
+            mem_util,
+            power,
+            capped,
+            int(memory * self.usable_mib),
+            int((20_000 + 80_000 * self._u(k, 25)) * busy),
+            int((100_000 + 500_000 * self._u(k, 26)) * busy),
             nvlink if self.model.nvlink_links else 0.0,
-            int(self._u(k, 27) < 0.0005), int(self.model.ecc and self._u(k, 28) < 0.0002),
+            int(self._u(k, 27) < replay_p),
+            int(self._u(k, 28) < 0.0002),
             int(self.model.nvlink_links > 0 and self._u(k, 29) < 0.001),
         )
 
     # --- counters -----------------------------------------------------------------------
     def _rates(self, k: int) -> tuple[float, ...]:
-        """Per-tick increments: mJ, capped ns, NVLink bytes per link, replays, ECC, NVLink replays."""
+        """Per-tick increments: mJ, capped ns, NVLink bytes/link, replays, ECC, NVLink replays."""
         t = self.tick(k)
-        return (t.power_w * 1000.0 * TICK, 1e9 * TICK * t.capped,
-                t.nvlink_frac * NVLINK_LINK_BYTES_PER_S * TICK,
-                float(t.pcie_replays), float(t.ecc_corrected), float(t.nvlink_replays))
+        return (
+            t.power_w * 1000.0 * TICK,
+            1e9 * TICK * t.capped,
+            t.nvlink_frac * NVLINK_LINK_BYTES_PER_S * TICK,
+            float(t.pcie_replays),
+            float(t.ecc_corrected),
+            float(t.nvlink_replays),
+        )
 
     def _cum_at_tick(self, k: int) -> tuple[float, ...]:
         """Sum of increments of ticks 0..k-1."""
         while len(self._checkpoints) <= k // CHUNK:
             base = len(self._checkpoints) - 1
-            self._checkpoints.append(self._advance(base * CHUNK, self._checkpoints[-1], (base + 1) * CHUNK))
+            nxt = self._advance(base * CHUNK, self._checkpoints[-1], (base + 1) * CHUNK)
+            self._checkpoints.append(nxt)
         last_k, last = self._last
-        start, cum = (last_k, last) if last_k <= k and k - last_k < CHUNK else \
-            ((k // CHUNK) * CHUNK, self._checkpoints[k // CHUNK])
+        start, cum = (k // CHUNK) * CHUNK, self._checkpoints[k // CHUNK]
+        if start <= last_k <= k:
+            start, cum = last_k, last
         cum = self._advance(start, cum, k)
         self._last = (k, cum)
         return cum
@@ -169,7 +234,8 @@ class Workload:
         cum = self._cum_at_tick(k)
         rates = self._rates(k)
         frac = (t - k * TICK) / TICK
-        return tuple(c + r * frac if i < 3 else c for i, (c, r) in enumerate(zip(cum, rates)))
+        pairs = enumerate(zip(cum, rates, strict=True))
+        return tuple(c + r * frac if i < 3 else c for i, (c, r) in pairs)
 
     def temperature(self, k: int, memory: bool) -> int:
         """GPU or memory temperature: linear in power between the captured idle and load points."""
@@ -177,6 +243,7 @@ class Workload:
         low, high = (mem_idle_c, mem_load_c) if memory else (idle_c, load_c)
         span = max(1.0, self.model.load_ref_w - self.model.idle_power_w)
         share = (self.tick(k).power_w - self.model.idle_power_w) / span
+        share = share if share <= 1 else 1 + 0.3 * (share - 1)  # flattens beyond the capture
         offset = 3.0 * unit(self.seed, self.gpu, 30 + memory) - 1.0
         return max(low - 2, round(low + (high - low) * share + offset))
 

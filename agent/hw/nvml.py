@@ -20,6 +20,16 @@ from typing import Any
 
 import pynvml
 
+__all__ = [
+    "GpuGone",
+    "NVMLError",
+    "NvmlGateway",
+    "NvmlUnavailable",
+    "binding_version",
+    "error_name",
+    "pynvml",
+]
+
 log = logging.getLogger(__name__)
 
 NVMLError = pynvml.NVMLError

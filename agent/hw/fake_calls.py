@@ -1,0 +1,161 @@
+"""How a call to the fake NVML proceeds: counting, faults that pre-empt a value, and handles.
+
+`FakeNvmlBase` holds the state shared by every fake NVML function; the decorators `system` and
+`device` wrap each function so that, like real NVML, it first answers Uninitialized,
+FunctionNotFound, InvalidArgument (bad handle), GpuIsLost, an injected error or NOT_SUPPORTED
+before any value is computed. Both keep the wrapped function's signature (`functools.wraps`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from agent.hw.fake_device import FakeGpu, fail
+from agent.hw.fake_models import SYMBOLS
+from agent.hw.fake_scenario import Fault, Scenario
+from agent.hw.nvml import pynvml
+
+P = pynvml
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound="FakeNvmlBase")
+_PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
+_INIT = ("nvmlInit", "nvmlShutdown")
+
+
+class FakeHandle:
+    """An opaque device handle, as nvmlDeviceGetHandleByIndex returns."""
+
+    __slots__ = ("_owner", "index")
+
+    def __init__(self, owner: FakeNvmlBase, index: int) -> None:
+        self._owner = owner
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<FakeHandle gpu {self.index}>"
+
+
+def system(fn: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], _T]:
+    """Wrap a function that takes no device handle."""
+
+    def call(self: _S, *args: Any, **kwargs: Any) -> _T:
+        self.enter(fn.__name__)
+        with self.lock:
+            result: _T = cast(Any, fn)(self, *args, **kwargs)
+        return result
+
+    functools.update_wrapper(call, fn)
+    return cast(Callable[Concatenate[_S, _P], _T], call)
+
+
+def device(
+    fn: Callable[Concatenate[_S, FakeGpu, _P], _T],
+) -> Callable[Concatenate[_S, Any, _P], _T]:
+    """Wrap a function whose first parameter is a device handle; it receives the FakeGpu.
+    The handle may be passed by keyword under pynvml's name for it (`handle` or `device`)."""
+    name = list(inspect.signature(fn).parameters)[1]
+
+    def call(self: _S, *args: Any, **kwargs: Any) -> _T:
+        handle, rest = (args[0], args[1:]) if args else (kwargs.pop(name, None), ())
+        gpu = self.enter(fn.__name__, handle, device=True)
+        assert gpu is not None
+        with self.lock:
+            result: _T = cast(Any, fn)(self, gpu, *rest, **kwargs)
+        return result
+
+    functools.update_wrapper(call, fn)
+    return cast(Callable[Concatenate[_S, Any, _P], _T], call)
+
+
+class FakeNvmlBase:
+    """State shared by the fake NVML functions. `calls` counts calls per function name."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.scenario = scenario
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.RLock()
+        start = time.monotonic()
+        self._clock = clock or (lambda: time.monotonic() - start)
+        self._sleep = sleep
+        self._refcount = 0
+        self.gpus = [FakeGpu(scenario, i, spec) for i, spec in enumerate(scenario.gpus)]
+        self.handles = [FakeHandle(self, i) for i in range(len(self.gpus))]
+        self.missing = {
+            name for f in scenario.faults_of("missing_functions") for name in f.functions
+        }
+        if int(scenario.driver_version.split(".")[0]) < 535:  # "Clocks Throttle Reasons" era
+            self.missing.add("nvmlDeviceGetCurrentClocksEventReasons")
+
+    def __getattr__(self, name: str) -> Any:
+        """Constants, error and struct classes come from pynvml; its functions never do."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(pynvml, name)
+        if inspect.isfunction(value) and name not in _PURE_HELPERS:
+            raise AttributeError(f"FakeNvml does not implement pynvml.{name}")
+        return value
+
+    def now(self) -> float:
+        """Simulated seconds since the scenario started."""
+        return max(0.0, float(self._clock()))
+
+    def enter(self, name: str, handle: Any = None, device: bool = False) -> FakeGpu | None:
+        """Count the call, then answer what NVML answers before any value: slow calls, not
+        initialised, missing function, bad handle, lost GPU, error storm, NOT_SUPPORTED."""
+        with self.lock:
+            self.calls[name] += 1
+            t = self.now()
+        gpu = self._lookup(handle) if device else None
+        index = None if gpu is None else gpu.index
+        self.maybe_slow(name, t, index)
+        if self._refcount == 0:
+            fail(P.NVML_ERROR_UNINITIALIZED)
+        if SYMBOLS.get(name, name) in self.missing:
+            self._function_missing(name)
+        if device and gpu is None:
+            fail(P.NVML_ERROR_INVALID_ARGUMENT)
+        if gpu is not None and gpu.active("gpu_lost", t):
+            fail(P.NVML_ERROR_GPU_IS_LOST)
+        for fault in self.faults("error_storm", t, index):
+            if fault.covers(name) and (fault.functions or name not in _INIT):
+                raise getattr(P, f"NVMLError_{fault.error}")()
+        if gpu is not None and any(f.covers(name) for f in self.faults("not_supported", t, index)):
+            fail(P.NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    def maybe_slow(self, name: str, t: float, gpu: int | None) -> None:
+        for fault in self.faults("slow_call", t, gpu):
+            if fault.covers(name):
+                self._sleep(fault.seconds)
+
+    def faults(self, kind: str, t: float, gpu: int | None) -> list[Fault]:
+        """Faults of `kind` active at t for this GPU (None: a call with no device)."""
+        return [
+            f
+            for f in self.scenario.faults_of(kind)
+            if f.active(t) and (not f.gpus or (gpu is not None and gpu in f.gpus))
+        ]
+
+    def _lookup(self, handle: Any) -> FakeGpu | None:
+        if isinstance(handle, FakeHandle) and handle._owner is self:
+            return self.gpus[handle.index]
+        return None
+
+    @staticmethod
+    def _function_missing(name: str) -> None:
+        if name == "nvmlDeviceGetComputeRunningProcesses":
+            # pynvml's @throwOnVersionMismatch turns FunctionNotFound into this
+            raise P.NVMLLibraryMismatchError(f"{name}: the NVML library lacks {SYMBOLS[name]}")
+        fail(P.NVML_ERROR_FUNCTION_NOT_FOUND)

@@ -1,0 +1,197 @@
+"""The fake NVML is pynvml-shaped: same names, signatures, error classes and struct classes."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agent.hw.fake_models import FUNCTIONS
+from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_scenario import Scenario, builtin_scenarios, load_scenario, parse_scenario
+from agent.hw.nvml import pynvml  # the project's one gateway to the real binding
+
+# A scenario in which every fault kind that makes NVML raise is active at t=10.
+_FAULTY = """
+name: faulty
+seed: 3
+gpus:
+  - {model: H100-SXM5-80GB, count: 2, workload: training}
+  - {model: RTX-4090, workload: inference, processes: [{pid: 4242, used_mib: 15690}, {pid: 7}]}
+  - {model: A100-SXM4-80GB, workload: idle, mig: true}
+faults:
+  - {kind: gpu_lost, gpu: 0, at: 5}
+  - {kind: error_storm, gpu: 1, at: 5, functions: [nvmlDeviceGetPowerUsage]}
+  - {kind: error_storm, gpu: 1, at: 5, functions: [nvmlDeviceGetTemperature], error: Timeout}
+  - {kind: not_supported, gpu: 2, functions: [nvmlDeviceGetClockInfo]}
+  - kind: missing_functions
+    functions: [nvmlDeviceGetMemoryInfo_v2, nvmlSystemGetCudaDriverVersion_v2]
+"""
+
+
+def _nvml_functions() -> list[str]:
+    return sorted(FUNCTIONS)
+
+
+def _fake_functions() -> set[str]:
+    return {
+        name
+        for name, _ in inspect.getmembers(FakeNvml, callable)
+        if name.startswith("nvml") and name[4:5].isupper()
+    }
+
+
+def _params(fn: Any) -> list[tuple[str, Any, Any]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_the_fake_implements_exactly_the_listed_functions() -> None:
+    assert _fake_functions() == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", _nvml_functions())
+def test_function_exists_in_pynvml_with_the_same_signature(name: str) -> None:
+    real = getattr(pynvml, name, None)
+    assert inspect.isfunction(real), f"pynvml has no function {name}"
+    fake = getattr(FakeNvml(load_scenario("h100-8")), name)
+    assert _params(fake) == _params(real)
+
+
+def _calls(nv: FakeNvml, handle: Any) -> Iterator[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    """Every implemented function with every meaningful argument, on one handle."""
+    yield from (
+        (name, (), {})
+        for name in (
+            "nvmlSystemGetDriverVersion",
+            "nvmlSystemGetNVMLVersion",
+            "nvmlSystemGetCudaDriverVersion",
+            "nvmlSystemGetCudaDriverVersion_v2",
+            "nvmlDeviceGetCount",
+        )
+    )
+    yield "nvmlDeviceGetHandleByIndex", (handle.index,), {}
+    takes_handle_only = [
+        n
+        for n in sorted(FUNCTIONS)
+        if n.startswith("nvmlDevice") and len(inspect.signature(getattr(pynvml, n)).parameters) == 1
+    ]
+    for name in takes_handle_only:
+        if name not in ("nvmlDeviceGetCount",):
+            yield name, (handle,), {}
+    clocks = (nv.NVML_CLOCK_GRAPHICS, nv.NVML_CLOCK_SM, nv.NVML_CLOCK_MEM, nv.NVML_CLOCK_VIDEO)
+    for clock in clocks:
+        yield "nvmlDeviceGetClockInfo", (handle, clock), {}
+        yield "nvmlDeviceGetMaxClockInfo", (handle, clock), {}
+    yield "nvmlDeviceGetTemperature", (handle, nv.NVML_TEMPERATURE_GPU), {}
+    for threshold in range(nv.NVML_TEMPERATURE_THRESHOLD_COUNT):
+        yield "nvmlDeviceGetTemperatureThreshold", (handle, threshold), {}
+    yield "nvmlDeviceGetMemoryInfo", (handle,), {"version": nv.nvmlMemory_v2}
+    for policy in range(6):
+        yield "nvmlDeviceGetViolationStatus", (handle, policy), {}
+    for counter in (nv.NVML_PCIE_UTIL_TX_BYTES, nv.NVML_PCIE_UTIL_RX_BYTES):
+        yield "nvmlDeviceGetPcieThroughput", (handle, counter), {}
+    for cause in range(nv.NVML_PAGE_RETIREMENT_CAUSE_COUNT):
+        yield "nvmlDeviceGetRetiredPages", (handle, cause), {}
+    for error in (nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED):
+        for counter in (nv.NVML_VOLATILE_ECC, nv.NVML_AGGREGATE_ECC):
+            yield "nvmlDeviceGetTotalEccErrors", (handle, error, counter), {}
+    yield "nvmlDeviceGetNvLinkState", (handle, 0), {}
+    yield "nvmlDeviceGetFieldValues", (handle, [nv.NVML_FI_DEV_MEMORY_TEMP, (139, 1)]), {}
+
+
+def _outcomes(scenario: Scenario, t: float) -> Iterator[tuple[str, Any]]:
+    nv = FakeNvml(scenario, clock=lambda: t)
+    nv.nvmlInit()
+    for index in range(nv.nvmlDeviceGetCount()):
+        handle = nv.handles[index]
+        for name, args, kwargs in _calls(nv, handle):
+            try:
+                yield name, getattr(nv, name)(*args, **kwargs)
+            except Exception as err:  # what it raises is the point of the test
+                yield name, err
+
+
+def _all_outcomes() -> list[tuple[str, Any]]:
+    scenarios = [load_scenario(name) for name in builtin_scenarios() if name != "no-nvml"]
+    scenarios.append(parse_scenario(_FAULTY))
+    return [o for s in scenarios for t in (0.0, 10.0) for o in _outcomes(s, t)]
+
+
+OUTCOMES = _all_outcomes()
+
+
+def test_every_function_is_exercised() -> None:
+    assert {name for name, _ in OUTCOMES} == set(FUNCTIONS) - {"nvmlInit", "nvmlShutdown"}
+
+
+def test_every_error_raised_is_the_pynvml_class_for_its_code() -> None:
+    errors = [(name, out) for name, out in OUTCOMES if isinstance(out, BaseException)]
+    kinds = {type(err).__name__ for _, err in errors}
+    assert {"NVMLError_GpuIsLost", "NVMLError_NotSupported", "NVMLError_Unknown"} <= kinds
+    assert {"NVMLError_FunctionNotFound", "NVMLError_Timeout", "NVMLError_InvalidArgument"} <= kinds
+    for name, err in errors:
+        assert isinstance(err, pynvml.NVMLError), f"{name} raised {err!r}"
+        assert type(err) is pynvml.nvmlExceptionClass(err.value)
+        assert type(err) is getattr(pynvml, type(err).__name__)
+
+
+def test_every_struct_returned_is_the_pynvml_class_of_that_name() -> None:
+    structs = processes = 0
+    for name, out in OUTCOMES:
+        if isinstance(out, BaseException):
+            continue
+        if isinstance(out, pynvml.Structure):
+            structs += 1
+            assert getattr(pynvml, type(out).__name__) is type(out), name
+        elif name == "nvmlDeviceGetFieldValues":
+            assert out._type_ is pynvml.c_nvmlFieldValue_t
+        elif name == "nvmlDeviceGetComputeRunningProcesses":
+            assert all(isinstance(p, pynvml.nvmlFriendlyObject) for p in out)
+            processes += len(out)
+    assert structs > 0
+    assert processes > 0
+
+
+def test_return_shapes_follow_pynvml() -> None:
+    shapes = {
+        "nvmlDeviceGetPowerManagementLimitConstraints": list,
+        "nvmlDeviceGetMigMode": list,
+        "nvmlDeviceGetEncoderUtilization": list,
+        "nvmlDeviceGetDecoderUtilization": list,
+        "nvmlDeviceGetRemappedRows": tuple,
+        "nvmlDeviceGetCudaComputeCapability": tuple,
+        "nvmlDeviceGetRetiredPages": list,
+        "nvmlDeviceGetName": str,
+        "nvmlDeviceGetUUID": str,
+        "nvmlSystemGetDriverVersion": str,
+        "nvmlDeviceGetPowerUsage": int,
+        "nvmlDeviceGetTotalEnergyConsumption": int,
+    }
+    seen = set()
+    for name, out in OUTCOMES:
+        if name in shapes and not isinstance(out, BaseException):
+            seen.add(name)
+            assert type(out) is shapes[name], (name, out)
+            if isinstance(out, (list, tuple)) and name != "nvmlDeviceGetRetiredPages":
+                assert len(out) == {"nvmlDeviceGetRemappedRows": 4}.get(name, 2)
+    assert seen == set(shapes) - {"nvmlDeviceGetRetiredPages"}  # NOT_SUPPORTED on every model
+
+
+def test_constants_and_classes_are_pynvml_s_and_unimplemented_functions_are_absent() -> None:
+    nv = FakeNvml(load_scenario("h100-8"))
+    assert nv.NVML_TEMPERATURE_GPU == pynvml.NVML_TEMPERATURE_GPU
+    assert nv.NVMLError_NotSupported is pynvml.NVMLError_NotSupported
+    assert nv.nvmlMemory_v2 == pynvml.nvmlMemory_v2
+    assert nv.nvmlClocksEventReasonSwPowerCap == pynvml.nvmlClocksEventReasonSwPowerCap
+    assert nv.c_nvmlMemory_v2_t is pynvml.c_nvmlMemory_v2_t
+    unimplemented = ["nvmlDeviceGetHandleByUUID", "nvmlDeviceSetPowerManagementLimit"]
+    unimplemented.append("nvmlGpmSampleGet")
+    for name in unimplemented:
+        assert inspect.isfunction(getattr(pynvml, name))
+        assert not hasattr(nv, name)
+    with pytest.raises(AttributeError):
+        _ = nv.NVML_NO_SUCH_CONSTANT
+    with pytest.raises(AttributeError):
+        _ = nv._nvmlGetFunctionPointer
