@@ -74,4 +74,8 @@ def keyed(series: Series, name: str) -> dict[str, dict[str, float]]:
 
 
 def families_of_gpu(series: Series, gpu: str) -> set[str]:
-    return {n for (n, labels), _ in series.items() if labels[:1] == (gpu,) and n.startswith("suanli_gpu")}
+    return {
+        n
+        for (n, labels), _ in series.items()
+        if labels[:1] == (gpu,) and n.startswith("suanli_gpu")
+    }

@@ -1,4 +1,4 @@
-"""Configuration: defaults that make a no-config start useful, strict checks, every problem at once."""
+"""Configuration: useful defaults with no file, strict checks, every problem reported at once."""
 
 from __future__ import annotations
 

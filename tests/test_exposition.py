@@ -38,7 +38,11 @@ def test_text_format_has_the_values_and_no_created_series() -> None:
     assert "_created" not in text
     assert "suanli_gpu_fan_speed_ratio" not in text, "a family with no sample is left out"
     names = {f.name for f in text_string_to_metric_families(text)}
-    assert {"suanli_gpu_energy_joules", "suanli_gpu_power_watts", "suanli_collector_success"} <= names
+    assert {
+        "suanli_gpu_energy_joules",
+        "suanli_gpu_power_watts",
+        "suanli_collector_success",
+    } <= names
 
 
 def test_openmetrics_is_negotiated_and_ends_with_eof() -> None:

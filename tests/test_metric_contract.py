@@ -15,11 +15,21 @@ CONTRACT = ROOT.parent / "shared" / "design" / "metrics.md"
 SPECS = [spec for _, specs in sections() for spec in specs]
 # Counts and states with no unit, as the contract names them.
 UNITLESS = {
-    "suanli_gpu_up", "suanli_gpu_performance_state", "suanli_gpu_clock_event_active",
-    "suanli_gpu_pcie_link_generation", "suanli_gpu_pcie_link_width", "suanli_gpu_retired_pages",
-    "suanli_gpu_remapped_rows", "suanli_gpu_row_remap_state", "suanli_gpu_recovery_action",
-    "suanli_gpu_nvlink_links", "suanli_gpu_nvlink_up", "suanli_nvml_up", "suanli_cpus",
-    "suanli_load1", "suanli_collector_success",
+    "suanli_gpu_up",
+    "suanli_gpu_performance_state",
+    "suanli_gpu_clock_event_active",
+    "suanli_gpu_pcie_link_generation",
+    "suanli_gpu_pcie_link_width",
+    "suanli_gpu_retired_pages",
+    "suanli_gpu_remapped_rows",
+    "suanli_gpu_row_remap_state",
+    "suanli_gpu_recovery_action",
+    "suanli_gpu_nvlink_links",
+    "suanli_gpu_nvlink_up",
+    "suanli_nvml_up",
+    "suanli_cpus",
+    "suanli_load1",
+    "suanli_collector_success",
 }
 
 
@@ -43,14 +53,20 @@ def test_the_readme_reference_is_generated_from_the_declarations() -> None:
         assert f"`{spec.name}`" in markdown()
 
 
-@pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/design/metrics.md not beside the checkout")
+@pytest.mark.skipif(
+    not CONTRACT.exists(), reason="../shared/design/metrics.md not beside the checkout"
+)
 def test_every_declared_metric_is_in_the_contract() -> None:
     contract = CONTRACT.read_text()
     named = set(re.findall(r"`(suanli_[a-z0-9_]+)", contract))
     # the contract abbreviates families like `suanli_gpu_memory_used_bytes` / `_total_bytes`
-    expanded = named | {"suanli_gpu_memory_total_bytes", "suanli_gpu_memory_reserved_bytes",
-                        "suanli_gpu_decoder_utilization_ratio", "suanli_gpu_pcie_link_width",
-                        "suanli_memory_available_bytes"}
+    expanded = named | {
+        "suanli_gpu_memory_total_bytes",
+        "suanli_gpu_memory_reserved_bytes",
+        "suanli_gpu_decoder_utilization_ratio",
+        "suanli_gpu_pcie_link_width",
+        "suanli_memory_available_bytes",
+    }
     missing = [spec.name for spec in SPECS if spec.name not in expanded | set(DIVERGENCES)]
     assert missing == []
 
@@ -62,7 +78,9 @@ DIVERGENCES = {
 }
 
 
-@pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/design/metrics.md not beside the checkout")
+@pytest.mark.skipif(
+    not CONTRACT.exists(), reason="../shared/design/metrics.md not beside the checkout"
+)
 def test_divergences_are_still_needed() -> None:
     contract = CONTRACT.read_text()
     for ours, theirs in DIVERGENCES.items():

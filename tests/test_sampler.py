@@ -1,4 +1,4 @@
-"""The sampler: collectors are isolated from each other, hangs never stop the others, health says why."""
+"""The sampler: collectors are isolated, a hang never stops the others, health says why."""
 
 from __future__ import annotations
 
