@@ -33,7 +33,8 @@ def run(agent: Agent, address: tuple[str, int], notifier: Notifier | None = None
     sampler.start(first_delay=sampler.interval)
     serve_in_thread(server)
     host, port = server.server_address[:2]
-    log.info("serving metrics on %s:%s every %.3gs", host, port, sampler.interval)
+    shown = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    log.info("serving metrics on %s every %.3gs", shown, sampler.interval)
     notifier.ready()
     tick = (notifier.watchdog_interval or 2.0) / 2
     while not stop.wait(min(tick, 1.0)):

@@ -144,7 +144,7 @@ class FakeGpu:
     def fan(self, t: float) -> int:
         if not self.model.fan:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
-        temp = self.temperature(t)  # 0 % when cool as captured; the curve above is assumed
+        temp = self.temperature(t)  # 0 % when cool, as captured; the curve above 50 C is assumed
         return 0 if temp < 50 else min(100, 30 + 2 * (temp - 50))
 
     def reasons(self, t: float) -> int:
