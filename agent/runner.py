@@ -32,8 +32,8 @@ def run(agent: Agent, address: tuple[str, int], notifier: Notifier | None = None
     sampler.sample_once()
     sampler.start(first_delay=sampler.interval)
     serve_in_thread(server)
-    host, port = server.server_address[:2]
-    shown = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    host, port = str(server.server_address[0]), server.server_address[1]
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("serving metrics on %s every %.3gs", shown, sampler.interval)
     notifier.ready()
     tick = (notifier.watchdog_interval or 2.0) / 2

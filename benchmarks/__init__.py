@@ -1,0 +1,1 @@
+"""Suanli agent benchmarks: `python benchmarks/run.py [--quick]` (not part of the test suite)."""

@@ -1,0 +1,242 @@
+"""In-process measurements: sampling cycles (CPU, wall, NVML calls), render cost, profiles."""
+
+from __future__ import annotations
+
+import cProfile
+import dataclasses
+import itertools
+import pstats
+import statistics
+import sysconfig
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.app import Agent, build
+from agent.config import Config, with_overrides
+from agent.exposition import Renderer
+from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_scenario import load_scenario
+from agent.sampler import Snapshot
+from benchmarks.machine import ROOT
+from benchmarks.scrape import PROMETHEUS_ACCEPT
+
+# Facts that never change while NVML stays initialised: read in the first cycle, never again.
+STATIC_FUNCTIONS = frozenset(
+    {
+        "nvmlDeviceGetCount",
+        "nvmlDeviceGetHandleByIndex",
+        "nvmlSystemGetDriverVersion",
+        "nvmlSystemGetNVMLVersion",
+        "nvmlSystemGetCudaDriverVersion",
+        "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetSerial",
+        "nvmlDeviceGetPciInfo",
+        "nvmlDeviceGetPciInfo_v3",
+        "nvmlDeviceGetVbiosVersion",
+        "nvmlDeviceGetArchitecture",
+        "nvmlDeviceGetMaxClockInfo",
+        "nvmlDeviceGetMaxPcieLinkGeneration",
+        "nvmlDeviceGetMaxPcieLinkWidth",
+        "nvmlDeviceGetTemperatureThreshold",
+        "nvmlDeviceGetPowerManagementDefaultLimit",
+        "nvmlDeviceGetPowerManagementLimitConstraints",
+        "nvmlDeviceGetComputeMode",
+        "nvmlDeviceGetMigMode",
+    }
+)
+FAKE_PREFIX = "agent.hw.fake_"
+HARNESS = "benchmarks."  # our own lambdas: left out of profiles
+
+
+class BenchmarkError(RuntimeError):
+    """A measurement would be meaningless (a collector failed, NVML was called by a render)."""
+
+
+def build_fake(scenario: str, detail: bool = False) -> tuple[Agent, FakeNvml]:
+    """The agent wired as the CLI wires it, over a FakeNvml we keep a hand on."""
+    overrides: dict[str, Any] = {
+        "interval": "1s",
+        "backend": "fake",
+        "fake_scenario": scenario,
+        "collectors.gpu.detail": detail,
+    }
+    config = with_overrides(Config(), overrides)
+    fake = FakeNvml(load_scenario(scenario))
+    return build(config, nvml=fake), fake
+
+
+@dataclass(frozen=True)
+class Cycles:
+    gpus: int
+    cycles: int
+    first_wall_ms: float
+    first_cpu_ms: float
+    wall_ms: float
+    cpu_ms: float
+    collector_ms: dict[str, float]
+    calls_first: dict[str, int]
+    calls_steady: dict[str, float]  # calls per cycle, all GPUs together
+
+    @property
+    def calls_per_gpu_first(self) -> float:
+        return sum(self.calls_first.values()) / self.gpus
+
+    @property
+    def calls_per_gpu_cycle(self) -> float:
+        return sum(self.calls_steady.values()) / self.gpus
+
+    @property
+    def static_rereads(self) -> float:
+        """Static-fact calls per cycle after the first: must be 0."""
+        return sum(v for k, v in self.calls_steady.items() if k in STATIC_FUNCTIONS)
+
+
+def _checked(snapshot: Snapshot) -> Snapshot:
+    for result in snapshot.results:
+        if not result.success:
+            raise BenchmarkError(f"collector {result.name} failed: {result.error}")
+    return snapshot
+
+
+def measure_cycles(agent: Agent, fake: FakeNvml, cycles: int) -> Cycles:
+    """The first `sample_once()` alone, then `cycles` more: CPU and wall per cycle, NVML calls."""
+    sampler = agent.sampler
+    cpu, wall = time.process_time(), time.perf_counter()
+    _checked(sampler.sample_once())
+    first_cpu, first_wall = time.process_time() - cpu, time.perf_counter() - wall
+    first_calls = Counter(fake.calls)
+    durations: dict[str, list[float]] = {}
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(cycles):
+        for result in _checked(sampler.sample_once()).results:
+            durations.setdefault(result.name, []).append(result.duration)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    steady = Counter(fake.calls)
+    steady.subtract(first_calls)
+    return Cycles(
+        gpus=len(fake.scenario.gpus),
+        cycles=cycles,
+        first_wall_ms=first_wall * 1000,
+        first_cpu_ms=first_cpu * 1000,
+        wall_ms=wall * 1000 / cycles,
+        cpu_ms=cpu * 1000 / cycles,
+        collector_ms={k: statistics.median(v) * 1000 for k, v in durations.items()},
+        calls_first=dict(first_calls),
+        calls_steady={k: v / cycles for k, v in steady.items() if v},
+    )
+
+
+@dataclass(frozen=True)
+class Render:
+    repeats: int
+    first_ms: float
+    cached_us: float
+    gzip_extra_ms: float
+    openmetrics_first_ms: float
+    nvml_calls: int
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def measure_render(agent: Agent, fake: FakeNvml, repeats: int) -> Render:
+    """Render cost of a new snapshot vs the cached bytes; renders must make no NVML call."""
+    base = agent.sampler.latest or _checked(agent.sampler.sample_once())
+    calls_before = sum(fake.calls.values())
+    first: list[float] = []
+    cached: list[float] = []
+    packed: list[float] = []
+    openmetrics: list[float] = []
+    for i in range(repeats):
+        snapshot = dataclasses.replace(base, sequence=base.sequence + 1 + i)
+        first.append(_render_time(agent.renderer, snapshot))
+        cached.append(_render_time(agent.renderer, snapshot))
+        packed.append(_render_time(agent.renderer, snapshot, gzipped=True))
+        openmetrics.append(_render_time(agent.renderer, snapshot, PROMETHEUS_ACCEPT))
+    return Render(
+        repeats=repeats,
+        first_ms=_median_ms(first),
+        cached_us=_median_ms(cached) * 1000,
+        gzip_extra_ms=_median_ms(packed),
+        openmetrics_first_ms=_median_ms(openmetrics),
+        nvml_calls=sum(fake.calls.values()) - calls_before,
+    )
+
+
+def _render_time(
+    renderer: Renderer, snapshot: Snapshot, accept: str = "", gzipped: bool = False
+) -> float:
+    start = time.perf_counter()
+    renderer.render(snapshot, accept, gzipped)
+    return time.perf_counter() - start
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def module_of(filename: str) -> str:
+    """Where a profiled function lives: `agent.hw.fake_device`, `prometheus_client`, `stdlib`."""
+    if filename.startswith("<") or filename == "~":
+        return "builtins (C)"
+    path = Path(filename).resolve()
+    if path.is_relative_to(ROOT):
+        return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    if path.is_relative_to(_STDLIB):
+        return "stdlib"
+    return path.name
+
+
+@dataclass(frozen=True)
+class Profile:
+    shares: dict[str, float]  # module -> percent of own (tottime) time, largest first
+    top: list[tuple[str, float, int]]  # (function, percent of tottime, calls)
+
+    @property
+    def fake_percent(self) -> float:
+        return sum(v for k, v in self.shares.items() if k.startswith(FAKE_PREFIX))
+
+
+def profile(action: Callable[[], object], repeats: int) -> Profile:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(repeats):
+        action()
+    profiler.disable()
+    entries: dict[tuple[str, int, str], Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    entries = {k: row for k, row in entries.items() if not module_of(k[0]).startswith(HARNESS)}
+    total = sum(row[2] for row in entries.values()) or 1.0
+    shares: Counter[str] = Counter()
+    for (filename, _, _), row in entries.items():
+        shares[module_of(filename)] += 100 * row[2] / total
+    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    top = [
+        (f"{module_of(f)}:{name}" if line else name, 100 * row[2] / total, row[1])
+        for (f, line, name), row in ranked
+    ]
+    return Profile(dict(shares.most_common()), top)
+
+
+def profile_cycle(agent: Agent, repeats: int) -> Profile:
+    """Every collector's `collect()` on this thread (sampler worker threads are not profiled)."""
+    return profile(lambda: [collector.collect() for collector in agent.collectors], repeats)
+
+
+def profile_first_render(agent: Agent, repeats: int) -> Profile:
+    base = agent.sampler.latest or _checked(agent.sampler.sample_once())
+    sequence = itertools.count(base.sequence + 10_000)
+    return profile(
+        lambda: agent.renderer.render(dataclasses.replace(base, sequence=next(sequence))),
+        repeats,
+    )

@@ -1,0 +1,188 @@
+"""Run history (`benchmarks/results.json`) and the generated `docs/benchmarks.md`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.inprocess import STATIC_FUNCTIONS
+from benchmarks.machine import ROOT
+from benchmarks.metrics import MEASURES, SECTIONS, TARGETS, Measure
+
+HISTORY = ROOT / "benchmarks" / "results.json"
+DOC = ROOT / "docs" / "benchmarks.md"
+Run = dict[str, Any]
+
+
+def load_history(path: Path = HISTORY) -> list[Run]:
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data.get("runs", []))
+
+
+def save_history(runs: Sequence[Run], path: Path = HISTORY) -> None:
+    path.write_text(json.dumps({"runs": list(runs)}, indent=1) + "\n", encoding="utf-8")
+
+
+def previous_run(runs: Sequence[Run], current: Run) -> Run | None:
+    """The latest recorded run of the same kind (quick or full) before `current`."""
+    for run in reversed(runs):
+        if run is not current and run.get("quick") == current.get("quick"):
+            return run
+    return None
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def number(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def calls(value: float) -> str:
+    """Call counts: whole numbers as such, fractions with two decimals."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def delta(current: float | None, previous: float | None, digits: int) -> str:
+    if current is None or previous is None:
+        return "-"
+    change = current - previous
+    if previous == 0 or abs(change) < 10 ** -(digits + 1):
+        return f"{change:+,.{max(digits, 1)}f}" if change else "0"
+    return f"{100 * change / abs(previous):+.1f}%"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def value(run: Run | None, scenario: str, key: str) -> float | None:
+    if run is None:
+        return None
+    found = run.get("scenarios", {}).get(scenario, {}).get("metrics", {}).get(key)
+    return None if found is None else float(found)
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+
+def machine_section(run: Run) -> list[str]:
+    m = run["machine"]
+    rows = [
+        ("Date", run["date"]),
+        ("Commit", f"`{run['commit']}`"),
+        ("Mode", ("quick (smoke)" if run["quick"] else "full") + f", soak {run['soak_s']:g} s"),
+        ("Counts", ", ".join(f"{k} {v}" for k, v in run["counts"].items())),
+        ("CPU", f"{m['cpu']} ({m['cores']} cores)"),
+        ("Memory", f"{m['memory_gib']} GiB"),
+        ("Python", m["python"]),
+        ("Kernel", m["kernel"]),
+    ]
+    return table(("", ""), rows)
+
+
+def targets_section(run: Run) -> list[str]:
+    rows = []
+    for target in TARGETS:
+        scenarios = [target.scenario] if target.scenario else list(run["scenarios"])
+        for scenario in scenarios:
+            measured = value(run, scenario, target.key)
+            if measured is None:
+                continue
+            measure = MEASURES[target.key]
+            shown = f"{number(measured, measure.digits)} {measure.unit}"
+            rows.append((measure.label, scenario, shown, target.wanted, target.verdict(measured)))
+    return table(("Measure", "Scenario", "Measured", "Target", "Verdict"), rows)
+
+
+def results_section(run: Run, previous: Run | None) -> list[str]:
+    scenarios = list(run["scenarios"])
+    header = ["Measure", "Unit"]
+    for scenario in scenarios:
+        header += [scenario, "Δ"]
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines += ["", f"### {section.title}", ""]
+        lines += table(header, (_result_row(m, scenarios, run, previous) for m in section.measures))
+    return lines
+
+
+def _result_row(
+    measure: Measure, scenarios: list[str], run: Run, previous: Run | None
+) -> list[str]:
+    row = [measure.label, measure.unit]
+    for scenario in scenarios:
+        now, before = value(run, scenario, measure.key), value(previous, scenario, measure.key)
+        row += [number(now, measure.digits), delta(now, before, measure.digits)]
+    return row
+
+
+def nvml_section(run: Run) -> list[str]:
+    scenarios = list(run["scenarios"])
+    functions: set[str] = set()
+    for data in run["scenarios"].values():
+        functions |= set(data["nvml_first"]) | set(data["nvml_steady"])
+    header = ["Function", "Static"]
+    for scenario in scenarios:
+        header += [f"{scenario} cycle 1", f"{scenario} later, per cycle", "per GPU per cycle"]
+    rows = []
+    for function in sorted(functions, key=lambda f: (f not in STATIC_FUNCTIONS, f)):
+        row = [f"`{function}`", "yes" if function in STATIC_FUNCTIONS else ""]
+        for scenario in scenarios:
+            data = run["scenarios"][scenario]
+            gpus = data["metrics"]["gpus"]
+            steady = data["nvml_steady"].get(function, 0.0)
+            row += [
+                calls(data["nvml_first"].get(function, 0)),
+                calls(steady),
+                calls(steady / gpus),
+            ]
+        rows.append(row)
+    return table(header, rows)
+
+
+def profile_section(run: Run, kind: str, limit: int = 8) -> list[str]:
+    scenarios = list(run["scenarios"])
+    ranked = {s: list(run["scenarios"][s][kind].items())[:limit] for s in scenarios}
+    rows = []
+    for i in range(max(len(entries) for entries in ranked.values())):
+        row = []
+        for scenario in scenarios:
+            entries = ranked[scenario]
+            row += [f"`{entries[i][0]}`", f"{entries[i][1]:.1f}%"] if i < len(entries) else ["", ""]
+        rows.append(row)
+    header = [part for s in scenarios for part in (f"{s}: module", "own time")]
+    return table(header, rows)
+
+
+HISTORY_COLUMNS = (
+    ("h100-8", "scrape_seq_p50_ms", "8-GPU scrape p50 ms"),
+    ("h100-64", "scrape_seq_p50_ms", "64-GPU scrape p50 ms"),
+    ("h100-64", "scrape_conc_p99_ms", "64-GPU 8-client p99 ms"),
+    ("h100-8", "cycle_cpu_ms", "8-GPU cycle CPU ms"),
+    ("h100-64", "cycle_cpu_ms", "64-GPU cycle CPU ms"),
+    ("h100-64", "rss_max_mib", "64-GPU RSS max MiB"),
+    ("h100-64", "rss_drift_mib", "64-GPU RSS drift MiB"),
+    ("h100-8", "series", "8-GPU series"),
+)
+
+
+def history_section(runs: Sequence[Run]) -> list[str]:
+    header = ["Date", "Commit", "Mode", *(title for _, _, title in HISTORY_COLUMNS)]
+    rows = []
+    for run in reversed(runs):
+        row = [run["date"], f"`{run['commit']}`", "quick" if run["quick"] else "full"]
+        for scenario, key, _ in HISTORY_COLUMNS:
+            row.append(number(value(run, scenario, key), MEASURES[key].digits))
+        rows.append(row)
+    return table(header, rows)

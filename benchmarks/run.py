@@ -1,0 +1,249 @@
+"""Benchmarks of the Suanli agent: `python benchmarks/run.py [--quick] [--soak SECONDS]`.
+
+Measures, for the fake scenarios h100-8 and h100-64: scrape latency against the real agent
+process, render cost, CPU and wall time per sampling cycle, NVML calls per GPU per cycle, RSS
+over a soak, and exposition size; then records the run in `benchmarks/results.json` and rewrites
+`docs/benchmarks.md`. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import signal
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any, NoReturn
+
+from benchmarks import inprocess, machine, scrape
+from benchmarks.agent_process import AgentProcess
+from benchmarks.doc import write_doc
+from benchmarks.metrics import SECTIONS
+from benchmarks.report import DOC, HISTORY, load_history, number, save_history, table
+
+SCENARIOS = ("h100-8", "h100-64")
+CLIENTS = 8
+DETAIL_CONFIG = "collectors:\n  gpu:\n    detail: true\n"
+
+
+@dataclass(frozen=True)
+class Counts:
+    requests: int
+    cycles: int
+    render_repeats: int
+    profile_repeats: int
+
+
+FULL = Counts(requests=1000, cycles=100, render_repeats=30, profile_repeats=20)
+QUICK = Counts(requests=200, cycles=10, render_repeats=5, profile_repeats=3)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- in-process -----------------------------------------------------------------------------
+
+
+def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, Any]:
+    agent, fake = inprocess.build_fake(scenario)
+    try:
+        say(f"{scenario}: {counts.cycles} sampling cycles in-process")
+        cycles = inprocess.measure_cycles(agent, fake, counts.cycles)
+        render = inprocess.measure_render(agent, fake, counts.render_repeats)
+        say(f"{scenario}: profiling collect() and the first render")
+        cycle_profile = inprocess.profile_cycle(agent, counts.profile_repeats)
+        render_profile = inprocess.profile_first_render(agent, counts.profile_repeats)
+    finally:
+        agent.sampler.stop()
+    if show_profile:
+        print_profile(f"{scenario} collect()", cycle_profile)
+        print_profile(f"{scenario} first render", render_profile)
+    return {
+        "metrics": {**cycle_metrics(cycles, cycle_profile), **render_metrics(render)},
+        "nvml_first": cycles.calls_first,
+        "nvml_steady": cycles.calls_steady,
+        "profile_cycle": _rounded(cycle_profile.shares),
+        "profile_render": _rounded(render_profile.shares),
+    }
+
+
+def _rounded(shares: dict[str, float]) -> dict[str, float]:
+    return {name: round(share, 2) for name, share in shares.items()}
+
+
+def cycle_metrics(cycles: inprocess.Cycles, profile: inprocess.Profile) -> dict[str, float]:
+    return {
+        "gpus": cycles.gpus,
+        "cycle_first_wall_ms": cycles.first_wall_ms,
+        "cycle_first_cpu_ms": cycles.first_cpu_ms,
+        "cycle_wall_ms": cycles.wall_ms,
+        "cycle_cpu_ms": cycles.cpu_ms,
+        "cycle_cpu_ms_agent_only": cycles.cpu_ms * (1 - profile.fake_percent / 100),
+        "cycle_gpu_collector_ms": cycles.collector_ms.get("gpu", 0.0),
+        "cycle_host_collector_ms": cycles.collector_ms.get("host", 0.0),
+        "nvml_calls_per_gpu_first": cycles.calls_per_gpu_first,
+        "nvml_calls_per_gpu_cycle": cycles.calls_per_gpu_cycle,
+        "nvml_static_rereads": cycles.static_rereads,
+    }
+
+
+def render_metrics(render: inprocess.Render) -> dict[str, float]:
+    return {
+        "render_first_ms": render.first_ms,
+        "render_cached_us": render.cached_us,
+        "render_gzip_extra_ms": render.gzip_extra_ms,
+        "render_openmetrics_first_ms": render.openmetrics_first_ms,
+        "render_nvml_calls": render.nvml_calls,
+    }
+
+
+def print_profile(title: str, profile: inprocess.Profile) -> None:
+    print(f"\n{title}: top functions by own time (fake share {profile.fake_percent:.1f}%)")
+    for name, share, calls in profile.top:
+        print(f"  {share:5.1f}%  {calls:>9,}  {name}")
+
+
+# --- the agent process ----------------------------------------------------------------------
+
+
+def over_http(scenario: str, counts: Counts, soak_s: float) -> dict[str, float]:
+    with AgentProcess(scenario) as agent:
+        say(f"{scenario}: agent pid {agent.pid} on port {agent.port}; soak {soak_s:g} s")
+        soak = scrape.soak(agent, soak_s)
+        say(f"{scenario}: {counts.requests} sequential, gzip and {CLIENTS}-client scrapes")
+        plain = scrape.sequential(agent.port, counts.requests)
+        packed = scrape.sequential(agent.port, counts.requests, scrape.GZIP)
+        parallel = scrape.concurrent(agent.port, counts.requests, CLIENTS)
+        after_load = agent.rss_mib()
+        payload = scrape.payload(agent.port)
+    return {
+        **latency_metrics("scrape_seq", plain),
+        **latency_metrics("scrape_gzip", packed),
+        **latency_metrics("scrape_conc", parallel),
+        **soak_metrics(soak),
+        "rss_after_load_mib": after_load,
+        **payload_metrics("", payload),
+    }
+
+
+def latency_metrics(prefix: str, latency: scrape.Latency) -> dict[str, float]:
+    return {
+        f"{prefix}_p50_ms": latency.p50_ms,
+        f"{prefix}_p99_ms": latency.p99_ms,
+        f"{prefix}_rps": latency.per_second,
+    }
+
+
+def soak_metrics(soak: scrape.Soak) -> dict[str, float]:
+    return {
+        "rss_start_mib": soak.rss_start_mib,
+        "rss_soak_end_mib": soak.rss_end_mib,
+        "rss_drift_mib": soak.rss_end_mib - soak.rss_start_mib,
+        "rss_second_half_mib": soak.rss_end_mib - soak.rss_mid_mib,
+        "rss_max_mib": soak.rss_max_mib,
+        "agent_cpu_percent": soak.cpu_percent,
+    }
+
+
+def payload_metrics(prefix: str, payload: scrape.Payload) -> dict[str, float]:
+    found: dict[str, float] = {
+        f"{prefix}exposition_bytes": payload.plain_bytes,
+        f"{prefix}exposition_gzip_bytes": payload.gzip_bytes,
+        f"{prefix}series": payload.series,
+    }
+    if not prefix:
+        found["families"] = payload.families
+    return found
+
+
+def detail_payload(scenario: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="suanli-bench-") as folder:
+        config = Path(folder) / "detail.yaml"
+        config.write_text(DETAIL_CONFIG, encoding="utf-8")
+        with AgentProcess(scenario, config=config) as agent:
+            return payload_metrics("detail_", scrape.payload(agent.port))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def bench(scenario: str, counts: Counts, soak_s: float, show_profile: bool) -> dict[str, Any]:
+    result = in_process(scenario, counts, show_profile)
+    result["metrics"].update(over_http(scenario, counts, soak_s))
+    say(f"{scenario}: exposition with collectors.gpu.detail: true")
+    result["metrics"].update(detail_payload(scenario))
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    counts = QUICK if args.quick else FULL
+    if args.requests:
+        counts = Counts(args.requests, counts.cycles, counts.render_repeats, counts.profile_repeats)
+    scenarios = {name: bench(name, counts, args.soak, args.profile) for name in args.scenarios}
+    return {
+        "date": machine.utc_now(),
+        "commit": machine.git_commit(),
+        "machine": machine.describe(),
+        "quick": args.quick,
+        "soak_s": args.soak,
+        "counts": {**asdict(counts), "clients": CLIENTS},
+        "scenarios": scenarios,
+    }
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    scenarios = list(result["scenarios"])
+    rows = []
+    for section in SECTIONS:
+        for measure in section.measures:
+            values = [result["scenarios"][s]["metrics"].get(measure.key) for s in scenarios]
+            rows.append([measure.label, measure.unit, *(number(v, measure.digits) for v in values)])
+    return table(["Measure", "Unit", *scenarios], rows)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="smaller counts for a smoke run (~30 s)")
+    p.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="soak length (default 60, quick 5)"
+    )
+    p.add_argument("--requests", type=int, metavar="N", help="GETs per latency loop")
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), metavar="NAME")
+    p.add_argument("--profile", action="store_true", help="print the top functions by own time")
+    p.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        help=f"append to {HISTORY.name} and rewrite {DOC.name} (default: yes unless --quick)",
+    )
+    args = p.parse_args(argv)
+    if args.soak is None:
+        args.soak = 5.0 if args.quick else 60.0
+    if args.record is None:
+        args.record = not args.quick
+    return args
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through the `finally`s that stop the agents
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    result = run(args)
+    print("\n".join(summary(result)))
+    if args.record:
+        runs = [*load_history(), result]
+        save_history(runs)
+        write_doc(result, runs)
+        say(f"recorded in {HISTORY} and {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
