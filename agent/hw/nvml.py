@@ -21,6 +21,10 @@ from typing import Any
 import pynvml
 
 __all__ = [
+    "CLOCKS",
+    "CLOCK_EVENT_REASONS",
+    "THRESHOLDS",
+    "VIOLATION_POLICIES",
     "GpuGone",
     "NVMLError",
     "NvmlGateway",
@@ -33,6 +37,39 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NVMLError = pynvml.NVMLError
+
+# NVML's enumerations, named as the metric contract's label values.
+CLOCKS = {
+    "sm": pynvml.NVML_CLOCK_SM,
+    "memory": pynvml.NVML_CLOCK_MEM,
+    "graphics": pynvml.NVML_CLOCK_GRAPHICS,
+    "video": pynvml.NVML_CLOCK_VIDEO,
+}
+THRESHOLDS = {
+    "slowdown": pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+    "shutdown": pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
+    "gpu_max": pynvml.NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
+    "memory_max": pynvml.NVML_TEMPERATURE_THRESHOLD_MEM_MAX,
+}
+CLOCK_EVENT_REASONS = {
+    "idle": pynvml.nvmlClocksEventReasonGpuIdle,
+    "applications_clocks": pynvml.nvmlClocksEventReasonApplicationsClocksSetting,
+    "sw_power_cap": pynvml.nvmlClocksEventReasonSwPowerCap,
+    "hw_slowdown": pynvml.nvmlClocksEventReasonHwSlowdown,
+    "sync_boost": pynvml.nvmlClocksEventReasonSyncBoost,
+    "sw_thermal": pynvml.nvmlClocksEventReasonSwThermalSlowdown,
+    "hw_thermal": pynvml.nvmlClocksEventReasonHwThermalSlowdown,
+    "hw_power_brake": pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown,
+    "display_clocks": pynvml.nvmlClocksEventReasonDisplayClockSetting,
+}
+VIOLATION_POLICIES = {
+    "power": pynvml.NVML_PERF_POLICY_POWER,
+    "thermal": pynvml.NVML_PERF_POLICY_THERMAL,
+    "sync_boost": pynvml.NVML_PERF_POLICY_SYNC_BOOST,
+    "board_limit": pynvml.NVML_PERF_POLICY_BOARD_LIMIT,
+    "low_utilization": pynvml.NVML_PERF_POLICY_LOW_UTILIZATION,
+    "reliability": pynvml.NVML_PERF_POLICY_RELIABILITY,
+}
 
 _LIBRARY_GONE = {
     pynvml.NVML_ERROR_UNINITIALIZED,

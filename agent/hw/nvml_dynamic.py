@@ -5,38 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuDevice, GpuReading
-from agent.hw.nvml import NVMLError, NvmlGateway
+from agent.hw.nvml import CLOCK_EVENT_REASONS, CLOCKS, VIOLATION_POLICIES, NVMLError, NvmlGateway
 from agent.hw.nvml_fields import read_fields
-from agent.hw.nvml_static import MHZ, clock_types
+from agent.hw.nvml_static import MHZ
 
 PERCENT = 100.0
 PCIE_KB = 1024.0  # NVML reports PCIe throughput in KB/s, with KB = 1024 bytes
 NANOSECONDS = 1e9
-
-
-def event_reasons(nv: Any) -> dict[str, int]:
-    return {
-        "idle": nv.nvmlClocksEventReasonGpuIdle,
-        "applications_clocks": nv.nvmlClocksEventReasonApplicationsClocksSetting,
-        "sw_power_cap": nv.nvmlClocksEventReasonSwPowerCap,
-        "hw_slowdown": nv.nvmlClocksEventReasonHwSlowdown,
-        "sync_boost": nv.nvmlClocksEventReasonSyncBoost,
-        "sw_thermal": nv.nvmlClocksEventReasonSwThermalSlowdown,
-        "hw_thermal": nv.nvmlClocksEventReasonHwThermalSlowdown,
-        "hw_power_brake": nv.nvmlClocksEventReasonHwPowerBrakeSlowdown,
-        "display_clocks": nv.nvmlClocksEventReasonDisplayClockSetting,
-    }
-
-
-def violation_policies(nv: Any) -> dict[str, int]:
-    return {
-        "power": nv.NVML_PERF_POLICY_POWER,
-        "thermal": nv.NVML_PERF_POLICY_THERMAL,
-        "sync_boost": nv.NVML_PERF_POLICY_SYNC_BOOST,
-        "board_limit": nv.NVML_PERF_POLICY_BOARD_LIMIT,
-        "low_utilization": nv.NVML_PERF_POLICY_LOW_UTILIZATION,
-        "reliability": nv.NVML_PERF_POLICY_RELIABILITY,
-    }
 
 
 class _Reader:
@@ -123,7 +98,7 @@ def _thermal_and_clocks(r: _Reader, out: GpuReading) -> None:
     temp = r.get("nvmlDeviceGetTemperature", r.nv.NVML_TEMPERATURE_GPU)
     if temp is not None:
         out.temperature_celsius["gpu"] = float(temp)
-    for name, kind in clock_types(r.nv).items():
+    for name, kind in CLOCKS.items():
         mhz = r.get("nvmlDeviceGetClockInfo", kind, sub=name)
         if mhz is not None:
             out.clocks_hertz[name] = float(mhz) * MHZ
@@ -140,9 +115,9 @@ def _thermal_and_clocks(r: _Reader, out: GpuReading) -> None:
         mask = None
     if mask is not None:
         out.clock_event_reasons = {
-            name: bool(int(mask) & bit) for name, bit in event_reasons(r.nv).items()
+            name: bool(int(mask) & bit) for name, bit in CLOCK_EVENT_REASONS.items()
         }
-    for name, policy in violation_policies(r.nv).items():
+    for name, policy in VIOLATION_POLICIES.items():
         violation = r.get("nvmlDeviceGetViolationStatus", policy, sub=name)
         if violation is not None:
             out.throttle_seconds[name] = violation.violationTime / NANOSECONDS

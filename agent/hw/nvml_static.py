@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuDevice
-from agent.hw.nvml import NVMLError, NvmlGateway
+from agent.hw.nvml import CLOCKS, THRESHOLDS, NVMLError, NvmlGateway
 
 MIB = 1024 * 1024
 MHZ = 1_000_000.0
@@ -22,24 +22,6 @@ ARCHITECTURES = {
     10: "blackwell",
 }
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
-
-
-def clock_types(nv: Any) -> dict[str, int]:
-    return {
-        "sm": nv.NVML_CLOCK_SM,
-        "memory": nv.NVML_CLOCK_MEM,
-        "graphics": nv.NVML_CLOCK_GRAPHICS,
-        "video": nv.NVML_CLOCK_VIDEO,
-    }
-
-
-def threshold_types(nv: Any) -> dict[str, int]:
-    return {
-        "slowdown": nv.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
-        "shutdown": nv.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
-        "gpu_max": nv.NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
-        "memory_max": nv.NVML_TEMPERATURE_THRESHOLD_MEM_MAX,
-    }
 
 
 def _optional(gw: NvmlGateway, function: str, key: object, *args: Any) -> Any:
@@ -115,7 +97,7 @@ def read_device(gw: NvmlGateway, index: int, handle: Any) -> GpuDevice:
 
 def _thresholds(gw: NvmlGateway, key: object, handle: Any) -> dict[str, float]:
     found: dict[str, float] = {}
-    for name, kind in threshold_types(gw.nv).items():
+    for name, kind in THRESHOLDS.items():
         value = _optional(gw, "nvmlDeviceGetTemperatureThreshold", (key, name), handle, kind)
         if value:  # NVML reports 0 for a threshold the board does not define
             found[name] = float(value)
@@ -124,7 +106,7 @@ def _thresholds(gw: NvmlGateway, key: object, handle: Any) -> dict[str, float]:
 
 def _max_clocks(gw: NvmlGateway, key: object, handle: Any) -> dict[str, float]:
     found: dict[str, float] = {}
-    for name, kind in clock_types(gw.nv).items():
+    for name, kind in CLOCKS.items():
         value = _optional(gw, "nvmlDeviceGetMaxClockInfo", (key, name), handle, kind)
         if value:
             found[name] = float(value) * MHZ
