@@ -8,12 +8,13 @@ from typing import Any
 
 from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
 from agent.config import Config
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.nvml import NvmlGateway, pynvml
-from agent.hw.nvml_backend import NvmlBackend
+from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.sampler import Sampler
 
 
@@ -53,8 +54,11 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
     gpu = config.collectors.gpu
     if gpu.enabled:
         module = nvml if nvml is not None else nvml_module(config)
-        backend = NvmlBackend(NvmlGateway(module))
-        collectors.append(GpuCollector(backend, GpuOptions(detail=gpu.detail)))
+        backend = NvmlBackend(
+            NvmlGateway(module), BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm)
+        )
+        health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
+        collectors.append(GpuCollector(backend, GpuOptions(detail=gpu.detail, health=health)))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)
     return Agent(config, collectors, sampler, Renderer(specs))

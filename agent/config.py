@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from agent.collectors.health import CRITICAL_XIDS
+
 DEFAULT_CONFIG_PATH = Path("/etc/suanli/agent.yaml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -38,6 +40,10 @@ class ConfigError(Exception):
 class GpuCollectorConfig:
     enabled: bool = True
     detail: bool = False
+    xid_events: bool = True
+    gpm: bool = True
+    xid_window: float = 3600.0
+    critical_xids: tuple[int, ...] = tuple(CRITICAL_XIDS)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,14 @@ def _string(value: Any) -> str:
     return value
 
 
+def _xid_list(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value
+    ):
+        raise ValueError(f"must be a list of XID codes like [48, 79, 94], got {value!r}")
+    return tuple(value)
+
+
 def _one_of(choices: tuple[str, ...]) -> Check:
     def check(value: Any) -> str:
         if value not in choices:
@@ -144,6 +158,10 @@ _CHECKS: dict[str, Check] = {
     "topology.rack": _string,
     "collectors.gpu.enabled": _bool,
     "collectors.gpu.detail": _bool,
+    "collectors.gpu.xid_events": _bool,
+    "collectors.gpu.gpm": _bool,
+    "collectors.gpu.xid_window": parse_duration,
+    "collectors.gpu.critical_xids": _xid_list,
     "collectors.host.enabled": _bool,
     "collectors.host.procfs": _string,
 }

@@ -127,7 +127,14 @@ def test_a_lost_gpu_keeps_up_0_under_its_uuid_and_the_others_continue() -> None:
     uuid = next(labels[1] for (n, labels) in before if n == "suanli_gpu_up" and labels[0] == "2")
     during = gpus.at(90.0)
     assert during[("suanli_gpu_up", ("2", uuid))] == 0.0
-    assert families_of_gpu(during, "2") == {"suanli_gpu_up", "suanli_gpu_info"}
+    assert families_of_gpu(during, "2") == {
+        "suanli_gpu_up",
+        "suanli_gpu_info",
+        "suanli_gpu_healthy",
+        "suanli_gpu_health_check_failed",
+    }
+    assert during[("suanli_gpu_health_check_failed", ("2", uuid, "lost"))] == 1.0
+    assert during[("suanli_gpu_healthy", ("2", uuid))] == 0.0
     for gpu in ("0", "1", "3"):
         assert families_of_gpu(during, gpu) == families_of_gpu(before, gpu)
     errors = {k: v for k, v in during.items() if k[0] == "suanli_nvml_errors_total"}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+from agent.collectors import activity
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
+from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml_backend import NvmlBackend
 from agent.metrics import MetricSpec, Sample
@@ -28,6 +31,7 @@ NVML_ERRORS = MetricSpec(
 @dataclass(frozen=True)
 class GpuOptions:
     detail: bool = False
+    health: HealthOptions = field(default_factory=HealthOptions)
 
 
 class GpuCollector:
@@ -35,29 +39,51 @@ class GpuCollector:
 
     name = "gpu"
 
-    def __init__(self, backend: NvmlBackend, options: GpuOptions | None = None) -> None:
+    def __init__(
+        self,
+        backend: NvmlBackend,
+        options: GpuOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.backend = backend
         self.options = options or GpuOptions()
+        self.health = HealthChecker(self.options.health, clock)
         self.last: GpuSnapshot | None = None
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
-        return [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families]
+        return [
+            NVML_UP,
+            NVML_INFO,
+            NVML_ERRORS,
+            INFO,
+            UP,
+            HEALTHY,
+            CHECK_FAILED,
+            XID_ERRORS,
+            *families,
+            *activity.SPECS,
+        ]
 
     def collect(self) -> list[Sample]:
         snapshot = self.backend.read()
         self.last = snapshot
         samples = _nvml_samples(snapshot)
         for reading in snapshot.readings:
-            samples.extend(self._gpu_samples(reading, snapshot.status))
+            samples.extend(self._gpu_samples(reading, snapshot))
         return samples
 
-    def _gpu_samples(self, reading: GpuReading, status: NvmlStatus) -> list[Sample]:
+    def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:
         device = reading.device
         ids = (str(device.index), device.uuid)
-        samples = [Sample(UP, ids, 1.0 if reading.up else 0.0), _info(reading, status, ids)]
+        samples = [
+            Sample(UP, ids, 1.0 if reading.up else 0.0),
+            _info(reading, snapshot.status, ids),
+        ]
+        samples += self._health_samples(reading, snapshot, ids)
         if not reading.up:
             return samples
+        samples += activity.gpu_samples(reading, ids)
         detail = self.options.detail
         for family in FAMILIES:
             if family.spec.detail and not detail:
@@ -70,6 +96,16 @@ class GpuCollector:
                 for extra, value in pairs
                 if value is not None
             )
+        return samples
+
+    def _health_samples(
+        self, reading: GpuReading, snapshot: GpuSnapshot, ids: tuple[str, str]
+    ) -> list[Sample]:
+        verdicts = self.health.verdicts(reading, snapshot.xid)
+        samples = [Sample(HEALTHY, ids, 0.0 if any(verdicts.values()) else 1.0)]
+        samples += [Sample(CHECK_FAILED, (*ids, c), float(f)) for c, f in verdicts.items()]
+        codes = snapshot.xid.counts.get(reading.device.index, {})
+        samples += [Sample(XID_ERRORS, (*ids, str(c)), float(n)) for c, n in sorted(codes.items())]
         return samples
 
     def close(self) -> None:
@@ -101,4 +137,3 @@ def _info(reading: GpuReading, status: NvmlStatus, ids: tuple[str, str]) -> Samp
         d.mig_mode,
     )
     return Sample(INFO, (*ids, *labels), 1.0)
-

@@ -30,6 +30,18 @@ def _keyed(get: Callable[[GpuReading], dict[str, float]]) -> Callable[[GpuReadin
     return lambda r: [((key,), value) for key, value in get(r).items()]
 
 
+# Label values exported by default; the others only with `detail` (series budget: 600 per node).
+DEFAULT_CLOCKS = frozenset({"sm", "memory"})
+DEFAULT_THROTTLE_REASONS = frozenset({"power", "thermal"})
+
+
+def _split(
+    get: Callable[[GpuReading], dict[str, float]], default: frozenset[str], detail: bool = False
+) -> Callable[[GpuReading], Values]:
+    """The pairs whose key is in `default` (or, with `detail`, those that are not)."""
+    return lambda r: [((k,), v) for k, v in get(r).items() if (k in default) != detail]
+
+
 def _gauge(name: str, help: str, extra: tuple[str, ...] = (), detail: bool = False) -> MetricSpec:
     return MetricSpec(f"suanli_gpu_{name}", "gauge", help, (*GPU_LABELS, *extra), detail)
 
@@ -140,8 +152,13 @@ FAMILIES: tuple[GpuFamily, ...] = (
         _one(lambda r: r.fan_speed_ratio),
     ),
     GpuFamily(
-        _gauge("clock_hertz", "Current clock frequency by domain.", ("clock",)),
-        _keyed(lambda r: r.clocks_hertz),
+        _gauge(
+            "clock_hertz",
+            "Current clock: sm, memory (and graphics, video with detail).",
+            ("clock",),
+        ),
+        _split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS),
+        _split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS, detail=True),
     ),
     GpuFamily(
         _gauge("clock_max_hertz", "Maximum clock frequency by domain.", ("clock",), detail=True),
@@ -163,10 +180,11 @@ FAMILIES: tuple[GpuFamily, ...] = (
     GpuFamily(
         _counter(
             "throttle_seconds_total",
-            "Time clocks were held below target, by reason (hardware counter).",
+            "Time clocks were held down: power, thermal (the other reasons with detail).",
             ("reason",),
         ),
-        _keyed(lambda r: r.throttle_seconds),
+        _split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS),
+        _split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS, detail=True),
     ),
     GpuFamily(
         _gauge(

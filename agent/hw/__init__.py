@@ -63,6 +63,35 @@ class GpuReading:
     nvlink_errors: dict[str, float] = field(default_factory=dict)
     encoder_utilization_ratio: float | None = None
     decoder_utilization_ratio: float | None = None
+    ecc_volatile_uncorrected: float | None = None  # since the driver loaded; for health only
+    activity: dict[str, float] = field(default_factory=dict)  # GPM ratios, Hopper and newer
+    mig: list[MigReading] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MigInstance:
+    """A MIG compute instance: its place in the parent GPU and its static facts."""
+
+    gpu_instance: int
+    compute_instance: int
+    uuid: str
+    profile: str
+
+
+@dataclass
+class MigReading:
+    instance: MigInstance
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    activity: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class XidRecord:
+    """XID events seen per GPU index: counts by code, and when each code was last seen."""
+
+    counts: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
+    last_seen: Mapping[tuple[int, int], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,3 +112,4 @@ class GpuSnapshot:
     status: NvmlStatus
     readings: list[GpuReading] = field(default_factory=list)
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    xid: XidRecord = field(default_factory=XidRecord)

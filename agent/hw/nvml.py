@@ -23,8 +23,10 @@ import pynvml
 __all__ = [
     "CLOCKS",
     "CLOCK_EVENT_REASONS",
+    "GPM_METRICS",
     "THRESHOLDS",
     "VIOLATION_POLICIES",
+    "XID_EVENT",
     "GpuGone",
     "NVMLError",
     "NvmlGateway",
@@ -70,6 +72,18 @@ VIOLATION_POLICIES = {
     "low_utilization": pynvml.NVML_PERF_POLICY_LOW_UTILIZATION,
     "reliability": pynvml.NVML_PERF_POLICY_RELIABILITY,
 }
+# GPM metrics (percent, 0..100) under the names of the contract's activity families.
+GPM_METRICS = {
+    "sm_active": pynvml.NVML_GPM_METRIC_SM_UTIL,
+    "sm_occupancy": pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
+    "tensor_active": pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL,
+    "dram_active": pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL,
+    "graphics_engine_active": pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL,
+    "pipe_fp64": pynvml.NVML_GPM_METRIC_FP64_UTIL,
+    "pipe_fp32": pynvml.NVML_GPM_METRIC_FP32_UTIL,
+    "pipe_fp16": pynvml.NVML_GPM_METRIC_FP16_UTIL,
+}
+XID_EVENT = pynvml.nvmlEventTypeXidCriticalError
 
 _LIBRARY_GONE = {
     pynvml.NVML_ERROR_UNINITIALIZED,
@@ -189,8 +203,13 @@ class NvmlGateway:
         """
         if (function, key) in self._unsupported:
             return None
+        bound = getattr(self.nv, function, None)
+        if bound is None:  # an older nvidia-ml-py without this function: as if unsupported
+            self.log_once("binding", f"the NVML binding lacks {function}; not asked again")
+            self.remember_unsupported(function, key)
+            return None
         try:
-            return getattr(self.nv, function)(*args, **kwargs)
+            return bound(*args, **kwargs)
         except NVMLError as err:
             return self._handle_error(function, key, err)
 
@@ -199,7 +218,7 @@ class NvmlGateway:
         if code == pynvml.NVML_ERROR_NOT_SUPPORTED:
             self.remember_unsupported(function, key)
             return None
-        self.errors[(function, error_name(err))] += 1
+        self.count_error(function, error_name(err))
         if code in _DEVICE_GONE:
             raise GpuGone(str(err)) from err
         if code in _LIBRARY_GONE:
@@ -207,6 +226,15 @@ class NvmlGateway:
             raise NvmlUnavailable(str(err)) from err
         self.log_once(function, f"{function} failed: {err} ({error_name(err)})")
         raise err
+
+    def count_error(self, function: str, error: str) -> None:
+        """Count a failed call; safe from the event listener's thread too."""
+        with self._lock:
+            self.errors[(function, error)] += 1
+
+    def error_counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.errors)
 
     def remember_unsupported(self, function: str, key: Hashable) -> None:
         self._unsupported.add((function, key))

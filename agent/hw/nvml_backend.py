@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from agent.hw import GpuDevice, GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml import GpuGone, NVMLError, NvmlGateway, NvmlUnavailable
 from agent.hw.nvml_dynamic import read_gpu
+from agent.hw.nvml_events import XidListener
+from agent.hw.nvml_gpm import GpmReader
+from agent.hw.nvml_mig import MigReader
 from agent.hw.nvml_static import read_device
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    xid_events: bool = True
+    gpm: bool = True
+
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +35,12 @@ def _cuda_version(raw: Any) -> str | None:
 class NvmlBackend:
     """Reads all GPUs through an `NvmlGateway`. Static facts are read once per initialisation."""
 
-    def __init__(self, gateway: NvmlGateway) -> None:
+    def __init__(self, gateway: NvmlGateway, options: BackendOptions | None = None) -> None:
         self.gw = gateway
+        self.options = options or BackendOptions()
+        self.xid = XidListener(gateway)
+        self.gpm = GpmReader(gateway)
+        self.mig = MigReader(gateway, self.gpm)
         self._generation = -1
         self._count = 0
         self._handles: dict[int, Any] = {}
@@ -46,13 +61,16 @@ class NvmlBackend:
         return GpuSnapshot(
             status=self._system,
             readings=[r for r in readings if r is not None],
-            errors=dict(self.gw.errors),
+            errors=self.gw.error_counts(),
+            xid=self.xid.record(),
         )
 
     def _down(self) -> GpuSnapshot:
         status = NvmlStatus(up=False, error=self.gw.init_error)
         lost = [GpuReading(device=d, up=False) for d in self._devices.values()]
-        return GpuSnapshot(status=status, readings=lost, errors=dict(self.gw.errors))
+        return GpuSnapshot(
+            status=status, readings=lost, errors=self.gw.error_counts(), xid=self.xid.record()
+        )
 
     def _discover(self) -> None:
         gw = self.gw
@@ -75,6 +93,19 @@ class NvmlBackend:
         )
         self._generation = gw.generation
         log.info("NVML sees %d GPU(s), driver %s", self._count, self._system.driver_version)
+        self.gpm.forget()
+        self.mig.forget()
+        if self.options.xid_events:
+            self.xid.start(self._all_handles())
+
+    def _all_handles(self) -> dict[int, Any]:
+        handles = {}
+        for index in range(self._count):
+            try:
+                handles[index] = self._handle(index)
+            except (GpuGone, NVMLError):
+                continue
+        return handles
 
     def _system_string(self, function: str) -> str | None:
         try:
@@ -92,7 +123,10 @@ class NvmlBackend:
                 device = read_device(self.gw, index, handle)
                 self._devices[index] = device
                 self._fresh.add(index)
-            return read_gpu(self.gw, device, handle)
+            reading = read_gpu(self.gw, device, handle)
+            if reading.up:
+                self._extras(reading, handle)
+            return reading
         except (GpuGone, NVMLError) as err:
             self._handles.pop(index, None)
             known = self._devices.get(index)
@@ -106,5 +140,16 @@ class NvmlBackend:
             self._handles[index] = handle
         return handle
 
+    def _extras(self, reading: GpuReading, handle: Any) -> None:
+        """GPM activity of the whole GPU, or per MIG instance when the GPU is in MIG mode."""
+        index = reading.device.index
+        gpm = self.options.gpm and self.gpm.supported(index, handle)
+        if reading.device.mig_mode == "enabled":
+            reading.mig = self.mig.read(index, handle, with_activity=gpm)
+        elif gpm:
+            reading.activity = self.gpm.read(index, handle)
+
     def close(self) -> None:
+        self.xid.stop()
+        self.gpm.close()
         self.gw.shutdown()

@@ -22,6 +22,7 @@ def _device_fields(nv: Any) -> dict[int, tuple[str, str]]:
         nv.NVML_FI_DEV_PCIE_REPLAY_COUNTER: ("pcie_replays", ""),
         nv.NVML_FI_DEV_ECC_SBE_AGG_TOTAL: ("ecc_errors", "corrected"),
         nv.NVML_FI_DEV_ECC_DBE_AGG_TOTAL: ("ecc_errors", "uncorrected"),
+        nv.NVML_FI_DEV_ECC_DBE_VOL_TOTAL: ("ecc_volatile_uncorrected", ""),
         nv.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: ("recovery_action", ""),
     }
 
@@ -78,7 +79,7 @@ def read_fields(gw: NvmlGateway, device: GpuDevice, handle: Any, out: GpuReading
         if code == nv.NVML_ERROR_NOT_SUPPORTED:
             gw.remember_unsupported(FUNCTION, (device.index, (fid, scope)))
         elif code != nv.NVML_SUCCESS:
-            gw.errors[(FUNCTION, error_name(NVMLError(code)))] += 1
+            gw.count_error(FUNCTION, error_name(NVMLError(code)))
             partial_links = partial_links or scope > 0 or fid in _nvlink_error_fields(nv)
         else:
             _store(nv, out, fid, scope, field_number(nv, element))

@@ -1,0 +1,141 @@
+"""Health verdicts per GPU, one series per check, and XID counts: what operators alert and drain on.
+
+Every check of the contract is always exported for every known GPU (0 or 1), so an alert on
+`suanli_gpu_health_check_failed == 1` never misses a GPU because a series did not exist yet.
+A check whose input NVML does not provide on a board (no NVLink, no row remapper) reads 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from agent.hw import GpuReading, XidRecord
+from agent.metrics import MetricSpec
+
+# XIDs that need an operator (NVIDIA's XID catalogue and the GPU debug guidelines):
+CRITICAL_XIDS: Mapping[int, str] = {
+    48: "double-bit ECC error",
+    61: "internal micro-controller breakpoint",
+    62: "internal micro-controller halt",
+    63: "ECC page retirement or row remap recorded",
+    64: "ECC page retirement or row remap failed",
+    74: "NVLink error",
+    79: "GPU has fallen off the bus",
+    92: "high single-bit ECC error rate",
+    94: "contained ECC error",
+    95: "uncontained ECC error",
+    119: "GSP RPC timeout",
+    120: "GSP error",
+    140: "unrecovered ECC error",
+}
+
+CHECKS = (
+    "lost",
+    "xid_critical",
+    "uncorrectable_ecc",
+    "row_remap_failure",
+    "row_remap_pending",
+    "pcie_link_degraded",
+    "thermal",
+    "nvlink_down",
+    "recovery_action",
+)
+
+HEALTHY = MetricSpec(
+    "suanli_gpu_healthy",
+    "gauge",
+    "1 when every health check passes, 0 when any fails.",
+    ("gpu", "uuid"),
+)
+CHECK_FAILED = MetricSpec(
+    "suanli_gpu_health_check_failed",
+    "gauge",
+    "1 while this health check fails.",
+    ("gpu", "uuid", "check"),
+)
+XID_ERRORS = MetricSpec(
+    "suanli_gpu_xid_errors_total",
+    "counter",
+    "XID events reported by the driver, by XID code.",
+    ("gpu", "uuid", "xid"),
+)
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    xid_window_seconds: float = 3600.0
+    critical_xids: Collection[int] = tuple(CRITICAL_XIDS)
+
+
+class HealthChecker:
+    """Computes the verdicts; remembers each GPU's first ECC count when no volatile one exists."""
+
+    def __init__(self, options: HealthOptions, clock: Callable[[], float]) -> None:
+        self.options = options
+        self._clock = clock
+        self._ecc_baseline: dict[str, float] = {}
+
+    def verdicts(self, reading: GpuReading, xid: XidRecord) -> dict[str, bool]:
+        if not reading.up:
+            return {
+                check: check in ("lost", "xid_critical") and self._check(check, reading, xid)
+                for check in CHECKS
+            }
+        return {check: self._check(check, reading, xid) for check in CHECKS}
+
+    def _check(self, check: str, r: GpuReading, xid: XidRecord) -> bool:
+        if check == "lost":
+            return not r.up
+        if check == "xid_critical":
+            return self._recent_critical_xid(r.device.index, xid)
+        if check == "uncorrectable_ecc":
+            return self._uncorrectable_ecc(r)
+        if check == "pcie_link_degraded":
+            return _pcie_degraded(r)
+        return _STATE_CHECKS[check](r)
+
+    def _recent_critical_xid(self, index: int, xid: XidRecord) -> bool:
+        since = self._clock() - self.options.xid_window_seconds
+        return any(
+            gpu == index and code in self.options.critical_xids and seen >= since
+            for (gpu, code), seen in xid.last_seen.items()
+        )
+
+    def _uncorrectable_ecc(self, r: GpuReading) -> bool:
+        if r.ecc_volatile_uncorrected is not None:
+            return r.ecc_volatile_uncorrected > 0
+        lifetime = r.ecc_errors.get("uncorrected")
+        if lifetime is None:
+            return False
+        baseline = self._ecc_baseline.setdefault(r.device.uuid, lifetime)
+        return lifetime > baseline
+
+
+def _pcie_degraded(r: GpuReading) -> bool:
+    """Link below its maximum while the GPU works (idle links step down to save power)."""
+    busy = (r.utilization_ratio or 0.0) > 0.0
+    d = r.device
+    slower = (
+        r.pcie_link_generation is not None
+        and d.pcie_max_generation is not None
+        and r.pcie_link_generation < d.pcie_max_generation
+    )
+    narrower = (
+        r.pcie_link_width is not None
+        and d.pcie_max_width is not None
+        and r.pcie_link_width < d.pcie_max_width
+    )
+    return busy and (slower or narrower)
+
+
+_STATE_CHECKS: dict[str, Callable[[GpuReading], bool]] = {
+    "row_remap_failure": lambda r: r.row_remap_state.get("failed", 0.0) > 0,
+    "row_remap_pending": lambda r: r.row_remap_state.get("pending", 0.0) > 0,
+    "thermal": lambda r: (
+        r.clock_event_reasons.get("hw_thermal", False)
+        or r.clock_event_reasons.get("sw_thermal", False)
+    ),
+    "nvlink_down": lambda r: any(not up for up in r.nvlink_up.values()),
+    "recovery_action": lambda r: (r.recovery_action or 0) > 0,
+}
