@@ -25,6 +25,7 @@ _BASE_UNIT_SUFFIXES = (
     "_hertz",
     "_celsius",
     "_ratio",
+    "_flops",
     "_info",
     "_total",
 )

@@ -5,7 +5,7 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import gpu, host
+from agent.collectors import activity, gpu, health, host
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
@@ -17,6 +17,21 @@ END = "<!-- metrics-reference:end -->"
 def sections() -> list[tuple[str, list[MetricSpec]]]:
     return [
         ("GPU (collector `gpu`)", [INFO, UP, *(f.spec for f in FAMILIES)]),
+        ("GPU health (collector `gpu`)", [health.HEALTHY, health.CHECK_FAILED, health.XID_ERRORS]),
+        (
+            "GPU activity, Hopper and newer (collector `gpu`)",
+            [*activity.GPU_RATIOS.values(), activity.GPU_PIPE, activity.PEAK_FLOPS],
+        ),
+        (
+            "MIG instances (collector `gpu`)",
+            [
+                activity.MIG_INFO,
+                activity.MIG_MEMORY_USED,
+                activity.MIG_MEMORY_TOTAL,
+                *activity.MIG_RATIOS.values(),
+                activity.MIG_PIPE,
+            ],
+        ),
         ("NVML (collector `gpu`)", [gpu.NVML_UP, gpu.NVML_INFO, gpu.NVML_ERRORS]),
         (
             "Host (collector `host`)",

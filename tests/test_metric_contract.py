@@ -29,6 +29,8 @@ UNITLESS = {
     "suanli_nvml_up",
     "suanli_cpus",
     "suanli_load1",
+    "suanli_gpu_healthy",
+    "suanli_gpu_health_check_failed",
     "suanli_collector_success",
 }
 
@@ -67,6 +69,8 @@ def test_every_declared_metric_is_in_the_contract() -> None:
         "suanli_gpu_pcie_link_width",
         "suanli_memory_available_bytes",
     }
+    # "the GPM ratios above with the MIG labels": the same ratios under suanli_mig_
+    expanded |= {n.replace("suanli_gpu_", "suanli_mig_") for n in named if n.endswith("_ratio")}
     missing = [spec.name for spec in SPECS if spec.name not in expanded | set(DIVERGENCES)]
     assert missing == []
 
