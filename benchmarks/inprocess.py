@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import cProfile
 import dataclasses
+import gc
 import itertools
 import pstats
 import statistics
 import sysconfig
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,10 +60,10 @@ class BenchmarkError(RuntimeError):
     """A measurement would be meaningless (a collector failed, NVML was called by a render)."""
 
 
-def build_fake(scenario: str, detail: bool = False) -> tuple[Agent, FakeNvml]:
+def build_fake(scenario: str, detail: bool = False, interval: str = "1s") -> tuple[Agent, FakeNvml]:
     """The agent wired as the CLI wires it, over a FakeNvml we keep a hand on."""
     overrides: dict[str, Any] = {
-        "interval": "1s",
+        "interval": interval,
         "backend": "fake",
         "fake_scenario": scenario,
         "collectors.gpu.detail": detail,
@@ -176,6 +178,62 @@ def _render_time(
     start = time.perf_counter()
     renderer.render(snapshot, accept, gzipped)
     return time.perf_counter() - start
+
+
+# --- retained memory ------------------------------------------------------------------------
+
+FAKE_FILES = "*/agent/hw/fake_*"
+RETAINED_INTERVAL = "60s"  # only the per-collector deadline: tracemalloc slows cycles 2-3x
+
+
+@dataclass(frozen=True)
+class Retained:
+    cycles: int
+    kib_per_100_cycles: float  # net growth of memory allocated outside the fake
+    top_site: str  # the allocation site that grew most, "file:line (+KiB)"
+
+
+def measure_retained(scenario: str, warmup: int, cycles: int) -> Retained:
+    """Memory the agent keeps across cycles (tracemalloc), leaving out the fake's own allocations.
+
+    Each cycle samples and renders the text and the gzipped OpenMetrics bytes, as scrapes would.
+    """
+    agent, _ = build_fake(scenario, interval=RETAINED_INTERVAL)
+    tracemalloc.start(1)  # before the warm-up, so both snapshots hold one live working set
+    try:
+        before = _traced_after(agent, warmup)
+        after = _traced_after(agent, cycles)
+    finally:
+        tracemalloc.stop()
+        agent.sampler.stop()
+    ignore = [
+        tracemalloc.Filter(False, FAKE_FILES),
+        tracemalloc.Filter(False, tracemalloc.__file__),
+    ]
+    diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
+    top = max(diff, key=lambda stat: stat.size_diff)
+    frame = top.traceback[0]
+    site = f"{_short(frame.filename)}:{frame.lineno} ({top.size_diff / 1024:+.1f} KiB)"
+    growth = sum(stat.size_diff for stat in diff) / 1024
+    return Retained(cycles, growth * 100 / cycles, site)
+
+
+def _traced_after(agent: Agent, cycles: int) -> tracemalloc.Snapshot:
+    for _ in range(cycles):
+        _cycle_and_render(agent)
+    gc.collect()
+    return tracemalloc.take_snapshot()
+
+
+def _cycle_and_render(agent: Agent) -> None:
+    snapshot = _checked(agent.sampler.sample_once())
+    agent.renderer.render(snapshot)
+    agent.renderer.render(snapshot, PROMETHEUS_ACCEPT, gzipped=True)
+
+
+def _short(filename: str) -> str:
+    path = Path(filename)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
 # --- profiles ---------------------------------------------------------------------------------

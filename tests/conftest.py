@@ -45,6 +45,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _close_gpu_nodes() -> Iterator[None]:
+    """Stop the XID listener threads of the fake-NVML nodes a test made."""
+    yield
+    from tests.gpu_helpers import close_nodes
+
+    close_nodes()
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 

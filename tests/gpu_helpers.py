@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.hw.fake_nvml import FakeNvml
 from agent.hw.fake_scenario import Scenario, load_scenario, parse_scenario
 from agent.hw.nvml import NvmlGateway
-from agent.hw.nvml_backend import NvmlBackend
+from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.metrics import Sample
 
 Series = dict[tuple[str, tuple[str, ...]], float]
@@ -31,12 +32,30 @@ class Node:
 
     scenario: Scenario
     detail: bool = False
+    xid_events: bool = True
     clock: SimClock = field(default_factory=SimClock)
 
     def __post_init__(self) -> None:
         self.fake = FakeNvml(self.scenario, clock=self.clock, sleep=lambda s: None)
         self.gateway = NvmlGateway(self.fake, clock=self.clock, backoff_initial=1.0)
-        self.collector = GpuCollector(NvmlBackend(self.gateway), GpuOptions(detail=self.detail))
+        self.backend = NvmlBackend(
+            self.gateway, BackendOptions(xid_events=self.xid_events, xid_wait_ms=50)
+        )
+        self.collector = GpuCollector(self.backend, GpuOptions(detail=self.detail))
+        OPEN_NODES.append(self)
+
+    def close(self) -> None:
+        self.collector.close()
+
+    def wait_for_xids(self, total: int, timeout: float = 10.0) -> None:
+        """Wait until the listener thread has counted `total` XIDs over all GPUs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.backend.xid.record()
+            if sum(sum(codes.values()) for codes in record.counts.values()) >= total:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"fewer than {total} XIDs counted: {self.backend.xid.record()}")
 
     def at(self, t: float) -> Series:
         """Collect at simulated time `t` and return {(name, labels): value}."""
@@ -44,10 +63,19 @@ class Node:
         return as_series(self.collector.collect())
 
 
-def node(scenario: str, detail: bool = False) -> Node:
+OPEN_NODES: list[Node] = []
+
+
+def close_nodes() -> None:
+    """Stop every node's listener threads (called after each test by conftest)."""
+    while OPEN_NODES:
+        OPEN_NODES.pop().close()
+
+
+def node(scenario: str, detail: bool = False, xid_events: bool = True) -> Node:
     """A node running a built-in scenario, or a scenario given as YAML text."""
     loaded = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
-    return Node(loaded, detail)
+    return Node(loaded, detail, xid_events)
 
 
 def as_series(samples: list[Sample]) -> Series:

@@ -76,7 +76,9 @@ def test_every_builtin_scenario_loads_and_answers(name: str) -> None:
 
 def test_the_required_builtin_scenarios_exist() -> None:
     required = {"h100-8", "h100-64", "a100-mig", "mixed-faults", "h800-8", "h20-8", "l40s-4"}
-    assert required | {"rtx4090-8", "idle-8", "no-nvml"} <= set(builtin_scenarios())
+    assert required | {"rtx4090-8", "idle-8", "no-nvml", "h100-mig", "xid-storm"} <= set(
+        builtin_scenarios()
+    )
     assert len(load_scenario("h100-64").gpus) == 64
 
 

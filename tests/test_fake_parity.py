@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.hw.fake_models import FUNCTIONS
+from agent.hw.fake_functions import FUNCTIONS
 from agent.hw.fake_nvml import FakeNvml
 from agent.hw.fake_scenario import Scenario, builtin_scenarios, load_scenario, parse_scenario
 from agent.hw.nvml import pynvml  # the project's one gateway to the real binding
@@ -21,6 +21,7 @@ gpus:
   - {model: H100-SXM5-80GB, count: 2, workload: training}
   - {model: RTX-4090, workload: inference, processes: [{pid: 4242, used_mib: 15690}, {pid: 7}]}
   - {model: A100-SXM4-80GB, workload: idle, mig: true}
+  - {model: H100-SXM5-80GB, workload: training, mig: [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]}
 faults:
   - {kind: gpu_lost, gpu: 0, at: 5}
   - {kind: error_storm, gpu: 1, at: 5, functions: [nvmlDeviceGetPowerUsage]}
@@ -29,6 +30,9 @@ faults:
   - kind: missing_functions
     functions: [nvmlDeviceGetMemoryInfo_v2, nvmlSystemGetCudaDriverVersion_v2]
 """
+
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
 def _nvml_functions() -> list[str]:
@@ -59,7 +63,17 @@ def test_function_exists_in_pynvml_with_the_same_signature(name: str) -> None:
     assert _params(fake) == _params(real)
 
 
-def _calls(nv: FakeNvml, handle: Any) -> Iterator[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+def _takes_handle_only() -> list[str]:
+    return [
+        n
+        for n in sorted(FUNCTIONS)
+        if n.startswith("nvmlDevice")
+        and n != "nvmlDeviceGetCount"
+        and len(inspect.signature(getattr(pynvml, n)).parameters) == 1
+    ]
+
+
+def _calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
     """Every implemented function with every meaningful argument, on one handle."""
     yield from (
         (name, (), {})
@@ -72,14 +86,8 @@ def _calls(nv: FakeNvml, handle: Any) -> Iterator[tuple[str, tuple[Any, ...], di
         )
     )
     yield "nvmlDeviceGetHandleByIndex", (handle.index,), {}
-    takes_handle_only = [
-        n
-        for n in sorted(FUNCTIONS)
-        if n.startswith("nvmlDevice") and len(inspect.signature(getattr(pynvml, n)).parameters) == 1
-    ]
-    for name in takes_handle_only:
-        if name not in ("nvmlDeviceGetCount",):
-            yield name, (handle,), {}
+    for name in _takes_handle_only():
+        yield name, (handle,), {}
     clocks = (nv.NVML_CLOCK_GRAPHICS, nv.NVML_CLOCK_SM, nv.NVML_CLOCK_MEM, nv.NVML_CLOCK_VIDEO)
     for clock in clocks:
         yield "nvmlDeviceGetClockInfo", (handle, clock), {}
@@ -99,6 +107,52 @@ def _calls(nv: FakeNvml, handle: Any) -> Iterator[tuple[str, tuple[Any, ...], di
             yield "nvmlDeviceGetTotalEccErrors", (handle, error, counter), {}
     yield "nvmlDeviceGetNvLinkState", (handle, 0), {}
     yield "nvmlDeviceGetFieldValues", (handle, [nv.NVML_FI_DEV_MEMORY_TEMP, (139, 1)]), {}
+    yield from _event_calls(nv, handle)
+    yield from _gpm_calls(nv, handle)
+    yield from _mig_calls(nv, handle)
+
+
+def _event_calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
+    event_set = nv.nvmlEventSetCreate()
+    yield "nvmlEventSetCreate", (), {}
+    yield "nvmlDeviceRegisterEvents", (handle, nv.nvmlEventTypeXidCriticalError, event_set), {}
+    yield "nvmlDeviceRegisterEvents", (handle, nv.nvmlEventTypeAll, event_set), {}
+    yield "nvmlEventSetWait_v2", (event_set, 0), {}
+    yield "nvmlEventSetWait", (event_set, 0), {}
+    yield "nvmlEventSetFree", (event_set,), {}
+    yield "nvmlEventSetFree", (event_set,), {}  # freed already: InvalidArgument
+
+
+def _gpm_calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
+    first, second = nv.nvmlGpmSampleAlloc(), nv.nvmlGpmSampleAlloc()
+    yield "nvmlGpmSampleAlloc", (), {}
+    yield "nvmlGpmQueryDeviceSupport", (handle,), {}
+    yield "nvmlGpmSampleGet", (handle, first), {}
+    yield "nvmlGpmSampleGet", (handle, second), {}
+    request = nv.c_nvmlGpmMetricsGet_t()
+    request.version, request.numMetrics = nv.NVML_GPM_METRICS_GET_VERSION, 3
+    request.sample1, request.sample2 = first, second
+    for slot, metric in enumerate((1, 2, nv.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC)):
+        request.metrics[slot].metricId = metric
+    yield "nvmlGpmMetricsGet", (request,), {}
+    for gpu_instance in (0, 2, 9):
+        yield "nvmlGpmMigSampleGet", (handle, gpu_instance, first), {}
+    yield "nvmlGpmSampleFree", (first,), {}
+    yield "nvmlGpmSampleFree", (second,), {}
+
+
+def _mig_calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
+    """Every MIG slot, and every handle-only function on each MIG device found."""
+    for index in range(8):
+        yield "nvmlDeviceGetMigDeviceHandleByIndex", (handle, index), {}
+        try:
+            mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, index)
+        except nv.NVMLError:
+            continue
+        for name in _takes_handle_only():
+            yield name, (mig,), {}
+        yield "nvmlDeviceGetMemoryInfo", (mig,), {"version": nv.nvmlMemory_v2}
+        yield "nvmlDeviceGetClockInfo", (mig, nv.NVML_CLOCK_SM), {}
 
 
 def _outcomes(scenario: Scenario, t: float) -> Iterator[tuple[str, Any]]:
@@ -131,6 +185,7 @@ def test_every_error_raised_is_the_pynvml_class_for_its_code() -> None:
     kinds = {type(err).__name__ for _, err in errors}
     assert {"NVMLError_GpuIsLost", "NVMLError_NotSupported", "NVMLError_Unknown"} <= kinds
     assert {"NVMLError_FunctionNotFound", "NVMLError_Timeout", "NVMLError_InvalidArgument"} <= kinds
+    assert "NVMLError_NotFound" in kinds  # MIG slots without a MIG device
     for name, err in errors:
         assert isinstance(err, pynvml.NVMLError), f"{name} raised {err!r}"
         assert type(err) is pynvml.nvmlExceptionClass(err.value)
@@ -168,6 +223,14 @@ def test_return_shapes_follow_pynvml() -> None:
         "nvmlSystemGetDriverVersion": str,
         "nvmlDeviceGetPowerUsage": int,
         "nvmlDeviceGetTotalEnergyConsumption": int,
+        "nvmlDeviceGetIndex": int,
+        "nvmlDeviceGetSupportedEventTypes": int,
+        "nvmlDeviceGetMaxMigDeviceCount": int,
+        "nvmlDeviceGetGpuInstanceId": int,
+        "nvmlDeviceIsMigDeviceHandle": pynvml.c_uint,
+        "nvmlEventSetCreate": pynvml.c_nvmlEventSet_t,
+        "nvmlGpmSampleAlloc": pynvml.c_nvmlGpmSample_t,
+        "nvmlGpmSampleGet": pynvml.c_nvmlGpmSample_t,
     }
     seen = set()
     for name, out in OUTCOMES:
@@ -187,7 +250,7 @@ def test_constants_and_classes_are_pynvml_s_and_unimplemented_functions_are_abse
     assert nv.nvmlClocksEventReasonSwPowerCap == pynvml.nvmlClocksEventReasonSwPowerCap
     assert nv.c_nvmlMemory_v2_t is pynvml.c_nvmlMemory_v2_t
     unimplemented = ["nvmlDeviceGetHandleByUUID", "nvmlDeviceSetPowerManagementLimit"]
-    unimplemented.append("nvmlGpmSampleGet")
+    unimplemented += ["nvmlGpmSetStreamingEnabled", "nvmlEventSetWait_v3"]
     for name in unimplemented:
         assert inspect.isfunction(getattr(pynvml, name))
         assert not hasattr(nv, name)

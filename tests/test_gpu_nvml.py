@@ -123,6 +123,7 @@ faults:
 
 def test_a_lost_gpu_keeps_up_0_under_its_uuid_and_the_others_continue() -> None:
     gpus = node(LOST_GPU)
+    gpus.at(0.0)  # GPM activity needs a first sample
     before = gpus.at(30.0)
     uuid = next(labels[1] for (n, labels) in before if n == "suanli_gpu_up" and labels[0] == "2")
     during = gpus.at(90.0)

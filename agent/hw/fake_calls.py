@@ -1,9 +1,12 @@
 """How a call to the fake NVML proceeds: counting, faults that pre-empt a value, and handles.
 
-`FakeNvmlBase` holds the state shared by every fake NVML function; the decorators `system` and
-`device` wrap each function so that, like real NVML, it first answers Uninitialized,
-FunctionNotFound, InvalidArgument (bad handle), GpuIsLost, an injected error or NOT_SUPPORTED
-before any value is computed. Both keep the wrapped function's signature (`functools.wraps`).
+`FakeNvmlBase` holds the state shared by every fake NVML function; the decorators `system`,
+`device` and `mig_device` wrap each function so that, like real NVML, it first answers
+Uninitialized, FunctionNotFound, InvalidArgument (bad handle), GpuIsLost, an injected error or
+NOT_SUPPORTED before any value is computed. They keep the wrapped function's signature
+(`functools.wraps`). MIG device handles (`FakeMigHandle`) are accepted only by the functions in
+`MIG_HANDLE_FUNCTIONS`; every other device function answers NOT_SUPPORTED for them (assumed: NVML
+documents that MIG device handles work "with some restrictions", not which error the others give).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from agent.hw.fake_device import FakeGpu, fail
-from agent.hw.fake_models import SYMBOLS
+from agent.hw.fake_functions import SYMBOLS
+from agent.hw.fake_mig_device import MigDevice
 from agent.hw.fake_scenario import Fault, Scenario
 from agent.hw.nvml import pynvml
 
@@ -27,6 +31,23 @@ _T = TypeVar("_T")
 _S = TypeVar("_S", bound="FakeNvmlBase")
 _PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
 _INIT = ("nvmlInit", "nvmlShutdown")
+# Host-side bookkeeping; NVML documents no GPU_IS_LOST for it (so an XID 79 event's device can be
+# identified after its GPU fell off the bus)
+_ANSWERED_WHEN_LOST = frozenset({"nvmlDeviceGetIndex"})
+MIG_HANDLE_FUNCTIONS = frozenset(
+    {
+        "nvmlDeviceGetIndex",
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceIsMigDeviceHandle",
+        "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
+        "nvmlDeviceGetGpuInstanceId",
+        "nvmlDeviceGetComputeInstanceId",
+        "nvmlDeviceGetAttributes",
+        "nvmlDeviceGetAttributes_v2",
+    }
+)
 
 
 class FakeHandle:
@@ -40,6 +61,20 @@ class FakeHandle:
 
     def __repr__(self) -> str:
         return f"<FakeHandle gpu {self.index}>"
+
+
+class FakeMigHandle(FakeHandle):
+    """A MIG device handle, as nvmlDeviceGetMigDeviceHandleByIndex returns; `index` is the
+    parent GPU's index, `mig_index` the MIG device's index under it."""
+
+    __slots__ = ("mig_index",)
+
+    def __init__(self, owner: FakeNvmlBase, index: int, mig_index: int) -> None:
+        super().__init__(owner, index)
+        self.mig_index = mig_index
+
+    def __repr__(self) -> str:
+        return f"<FakeHandle gpu {self.index} mig {self.mig_index}>"
 
 
 def system(fn: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], _T]:
@@ -72,6 +107,34 @@ def device(
 
     functools.update_wrapper(call, fn)
     return cast(Callable[Concatenate[_S, Any, _P], _T], call)
+
+
+def mig_device(
+    fn: Callable[Concatenate[_S, FakeGpu, MigDevice | None, _P], _T],
+) -> Callable[Concatenate[_S, Any, _P], _T]:
+    """Like `device`, for a function that also accepts MIG device handles: it receives the GPU
+    and the MIG device (None for a GPU handle)."""
+    name = list(inspect.signature(fn).parameters)[1]
+
+    def call(self: _S, *args: Any, **kwargs: Any) -> _T:
+        handle, rest = (args[0], args[1:]) if args else (kwargs.pop(name, None), ())
+        gpu = self.enter(fn.__name__, handle, device=True)
+        assert gpu is not None
+        mig = gpu.mig[handle.mig_index] if isinstance(handle, FakeMigHandle) else None
+        with self.lock:
+            result: _T = cast(Any, fn)(self, gpu, mig, *rest, **kwargs)
+        return result
+
+    functools.update_wrapper(call, fn)
+    call.__signature__ = _without_mig(fn)  # type: ignore[attr-defined]
+    return cast(Callable[Concatenate[_S, Any, _P], _T], call)
+
+
+def _without_mig(fn: Callable[..., Any]) -> inspect.Signature:
+    """fn's signature less its MIG device parameter: pynvml's."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    return sig.replace(parameters=[params[0], params[1], *params[3:]])
 
 
 class FakeNvmlBase:
@@ -126,8 +189,10 @@ class FakeNvmlBase:
             self._function_missing(name)
         if device and gpu is None:
             fail(P.NVML_ERROR_INVALID_ARGUMENT)
-        if gpu is not None and gpu.active("gpu_lost", t):
+        if gpu is not None and gpu.active("gpu_lost", t) and name not in _ANSWERED_WHEN_LOST:
             fail(P.NVML_ERROR_GPU_IS_LOST)
+        if isinstance(handle, FakeMigHandle) and name not in MIG_HANDLE_FUNCTIONS:
+            fail(P.NVML_ERROR_NOT_SUPPORTED)
         for fault in self.faults("error_storm", t, index):
             if fault.covers(name) and (fault.functions or name not in _INIT):
                 raise getattr(P, f"NVMLError_{fault.error}")()
@@ -150,7 +215,9 @@ class FakeNvmlBase:
 
     def _lookup(self, handle: Any) -> FakeGpu | None:
         if isinstance(handle, FakeHandle) and handle._owner is self:
-            return self.gpus[handle.index]
+            gpu = self.gpus[handle.index]
+            if not isinstance(handle, FakeMigHandle) or handle.mig_index < len(gpu.mig):
+                return gpu
         return None
 
     @staticmethod

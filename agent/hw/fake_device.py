@@ -6,9 +6,9 @@ where real NVML answers with an error for this model or state (e.g. NOT_SUPPORTE
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NoReturn
 
+from agent.hw.fake_mig_device import gpu_activity, mig_devices, uuid_from
 from agent.hw.fake_models import MODELS, Clocks
 from agent.hw.fake_scenario import Fault, GpuSpec, Scenario
 from agent.hw.fake_workload import TICK, Tick, Windows, Workload, mix, unit
@@ -31,6 +31,7 @@ _GPU_FAULTS = (
     "nvlink_down",
     "recovery_action",
     "xid",
+    "events_unsupported",
 )
 
 
@@ -53,9 +54,7 @@ class FakeGpu:
             k: [f for f in scenario.faults_of(k) if f.applies(index)] for k in _GPU_FAULTS
         }
         h = mix(scenario.seed, index, 0x55)
-        tail = mix(h, 2) & (1 << 48) - 1
-        self.uuid = f"GPU-{h >> 32:08x}-{h >> 16 & 0xFFFF:04x}-{h & 0xFFFF:04x}-"
-        self.uuid += f"{mix(h, 1) & 0xFFFF:04x}-{tail:012x}"
+        self.uuid = uuid_from(h, "GPU")
         self.serial = f"1654{mix(h, 3) % 10**9:09d}"
         self.domain, slot = divmod(index, len(model.bus_ids))
         self.bus = model.bus_ids[slot]
@@ -66,8 +65,10 @@ class FakeGpu:
             tuple((f.at, f.until) for f in self.faults["pcie_degraded"]),
         )
         self.work = Workload(
-            spec.workload, model, scenario.seed, index, self.limit_w, spec.mig, windows
+            spec.workload, model, scenario.seed, index, self.limit_w, bool(spec.mig), windows
         )
+        self.mig = mig_devices(scenario.seed, index, spec, model, self.limit_w)
+        self.activity = gpu_activity(scenario.seed, index, self.work, self.mig)
 
     # --- state at time t ------------------------------------------------------------------
     def active(self, kind: str, t: float) -> Fault | None:
@@ -82,6 +83,12 @@ class FakeGpu:
 
     def busy(self, t: float) -> bool:
         return self.tick(t).util > 0
+
+    def memory_used_mib(self, t: float) -> int:
+        """In MIG mode, what its instances use; else what its workload uses."""
+        if self.mig:
+            return sum(d.memory_used_mib(t) for d in self.mig)
+        return self.tick(t).mem_used_mib
 
     def pci_info(self) -> Any:
         info = P.nvmlPciInfo_t()
@@ -248,58 +255,3 @@ class FakeGpu:
     def nvlink_count(self) -> int:
         self.check_nvlink()
         return self.model.nvlink_links
-
-    # --- field values ---------------------------------------------------------------------
-    def fill_field(self, out: Any, t: float) -> None:
-        """Fill one c_nvmlFieldValue_t (fieldId/scopeId set) as NVML does: its own nvmlReturn,
-        NOT_SUPPORTED for a field this GPU or driver does not offer."""
-        out.timestamp, out.latencyUsec = int(t * 1e6), 0
-        entry = FIELDS.get(out.fieldId)
-        if entry is None or (
-            out.fieldId == P.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and self.driver_major < 565
-        ):  # absent from the <565 captures
-            out.nvmlReturn = P.NVML_ERROR_NOT_SUPPORTED
-            return
-        value_type, read = entry
-        try:
-            value = read(self, t, out.scopeId)
-        except P.NVMLError as err:
-            out.nvmlReturn = err.value
-            return
-        out.valueType, out.nvmlReturn = value_type, P.NVML_SUCCESS
-        if value_type == _UINT:
-            out.value.uiVal = value
-        else:
-            out.value.ullVal = value
-
-
-_UINT, _ULL = P.NVML_VALUE_TYPE_UNSIGNED_INT, P.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
-_CORRECTED, _UNCORRECTED = P.NVML_MEMORY_ERROR_TYPE_CORRECTED, P.NVML_MEMORY_ERROR_TYPE_UNCORRECTED
-# field id -> (value type, reader(gpu, t, scopeId)); NVLink throughput/state take the link as scope
-FIELDS: dict[int, tuple[int, Callable[[FakeGpu, float, int], int]]] = {
-    P.NVML_FI_DEV_MEMORY_TEMP: (_UINT, lambda g, t, s: g.memory_temperature(t)),
-    P.NVML_FI_DEV_PCIE_REPLAY_COUNTER: (_UINT, lambda g, t, s: g.pcie_replays(t)),
-    P.NVML_FI_DEV_ECC_SBE_AGG_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _CORRECTED)),
-    P.NVML_FI_DEV_ECC_DBE_AGG_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _UNCORRECTED)),
-    P.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: (
-        _ULL,
-        lambda g, t, s: g.nvlink_errors(t, "crc_flit"),
-    ),
-    P.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: (
-        _ULL,
-        lambda g, t, s: g.nvlink_errors(t, "crc_data"),
-    ),
-    P.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: (
-        _ULL,
-        lambda g, t, s: g.nvlink_errors(t, "replay"),
-    ),
-    P.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: (
-        _ULL,
-        lambda g, t, s: g.nvlink_errors(t, "recovery"),
-    ),
-    P.NVML_FI_DEV_NVLINK_LINK_COUNT: (_UINT, lambda g, t, s: g.nvlink_count()),
-    P.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: (_ULL, lambda g, t, s: g.nvlink_kib(t, s, False)),
-    P.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: (_ULL, lambda g, t, s: g.nvlink_kib(t, s, True)),
-    P.NVML_FI_DEV_NVLINK_GET_STATE: (_UINT, lambda g, t, s: g.nvlink_state(t, s)),
-    P.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: (_UINT, lambda g, t, s: g.recovery_action(t)),
-}

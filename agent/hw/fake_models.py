@@ -10,7 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.hw.fake_functions import FUNCTIONS, KNOWN_SYMBOLS, MEMORY_V2_SYMBOL, SYMBOLS
 from agent.hw.nvml import pynvml
+
+__all__ = [
+    "FUNCTIONS",
+    "KNOWN_SYMBOLS",
+    "MEMORY_V2_SYMBOL",
+    "MIB",
+    "MODELS",
+    "RECOVERY_ACTIONS",
+    "SYMBOLS",
+    "Clocks",
+    "GpuModel",
+    "Thresholds",
+    "model_names",
+]
 
 MIB = 1024 * 1024
 
@@ -259,70 +274,6 @@ MODELS: dict[str, GpuModel] = {
     ),
 }
 
-
-# Every pynvml function the fake implements (the parity test checks FakeNvml against this).
-FUNCTIONS = frozenset(
-    {
-        "nvmlInit",
-        "nvmlShutdown",
-        "nvmlSystemGetDriverVersion",
-        "nvmlSystemGetNVMLVersion",
-        "nvmlSystemGetCudaDriverVersion",
-        "nvmlSystemGetCudaDriverVersion_v2",
-        "nvmlDeviceGetCount",
-        "nvmlDeviceGetHandleByIndex",
-        "nvmlDeviceGetName",
-        "nvmlDeviceGetUUID",
-        "nvmlDeviceGetSerial",
-        "nvmlDeviceGetPciInfo",
-        "nvmlDeviceGetPciInfo_v3",
-        "nvmlDeviceGetVbiosVersion",
-        "nvmlDeviceGetArchitecture",
-        "nvmlDeviceGetCudaComputeCapability",
-        "nvmlDeviceGetComputeMode",
-        "nvmlDeviceGetMigMode",
-        "nvmlDeviceGetMaxClockInfo",
-        "nvmlDeviceGetClockInfo",
-        "nvmlDeviceGetMaxPcieLinkGeneration",
-        "nvmlDeviceGetMaxPcieLinkWidth",
-        "nvmlDeviceGetCurrPcieLinkGeneration",
-        "nvmlDeviceGetCurrPcieLinkWidth",
-        "nvmlDeviceGetTemperature",
-        "nvmlDeviceGetTemperatureThreshold",
-        "nvmlDeviceGetPowerManagementDefaultLimit",
-        "nvmlDeviceGetPowerManagementLimitConstraints",
-        "nvmlDeviceGetEnforcedPowerLimit",
-        "nvmlDeviceGetPowerUsage",
-        "nvmlDeviceGetTotalEnergyConsumption",
-        "nvmlDeviceGetUtilizationRates",
-        "nvmlDeviceGetMemoryInfo",
-        "nvmlDeviceGetFanSpeed",
-        "nvmlDeviceGetPerformanceState",
-        "nvmlDeviceGetCurrentClocksEventReasons",
-        "nvmlDeviceGetCurrentClocksThrottleReasons",
-        "nvmlDeviceGetViolationStatus",
-        "nvmlDeviceGetPcieThroughput",
-        "nvmlDeviceGetRetiredPages",
-        "nvmlDeviceGetRetiredPagesPendingStatus",
-        "nvmlDeviceGetRemappedRows",
-        "nvmlDeviceGetEncoderUtilization",
-        "nvmlDeviceGetDecoderUtilization",
-        "nvmlDeviceGetTotalEccErrors",
-        "nvmlDeviceGetNvLinkState",
-        "nvmlDeviceGetFieldValues",
-        "nvmlDeviceGetComputeRunningProcesses",
-    }
-)
-
-# Library symbols that pynvml functions call under another name (for `missing_functions`).
-SYMBOLS = {
-    "nvmlDeviceGetCount": "nvmlDeviceGetCount_v2",
-    "nvmlDeviceGetHandleByIndex": "nvmlDeviceGetHandleByIndex_v2",
-    "nvmlDeviceGetPciInfo": "nvmlDeviceGetPciInfo_v3",
-    "nvmlDeviceGetComputeRunningProcesses": "nvmlDeviceGetComputeRunningProcesses_v3",
-}
-MEMORY_V2_SYMBOL = "nvmlDeviceGetMemoryInfo_v2"
-KNOWN_SYMBOLS = FUNCTIONS | set(SYMBOLS.values()) | {MEMORY_V2_SYMBOL}
 
 RECOVERY_ACTIONS = {
     "none": pynvml.NVML_GPU_RECOVERY_ACTION_NONE,

@@ -1,8 +1,10 @@
 """A pynvml-shaped fake NVML driven by a scenario: the stand-in for `pynvml` in tests and `--fake`.
 
 `FakeNvml(scenario, clock=None, sleep=time.sleep)` offers the pynvml functions listed in
-`fake_models.FUNCTIONS` with the same names, parameters, return shapes (pynvml's own ctypes
+`fake_functions.FUNCTIONS` with the same names, parameters, return shapes (pynvml's own ctypes
 structs, lists and tuples), units (mW, mJ, bytes, MHz, %, KB/s, ns) and `NVMLError_*` classes.
+Events (XID) live in `fake_events`, GPM in `fake_gpm`, MIG in `fake_mig_api`; tests get GPM's
+ground truth from `FakeNvml.expected_activity`.
 Every other pynvml attribute that is not a function (constants, error and struct classes) is
 forwarded to the real module; pynvml functions it does not implement raise AttributeError, so
 nothing ever reaches a real driver. Simulated time is `clock()` (default: seconds since creation).
@@ -13,17 +15,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agent.hw.fake_calls import FakeHandle, FakeNvmlBase, device, system
+from agent.hw.fake_calls import FakeHandle, FakeMigHandle, device, system
 from agent.hw.fake_device import ENCODER_SAMPLING_US, FakeGpu, fail
-from agent.hw.fake_models import MEMORY_V2_SYMBOL, MIB
+from agent.hw.fake_events import EventsApi, FakeEventData
+from agent.hw.fake_fields import fill_field
+from agent.hw.fake_gpm import GpmApi
+from agent.hw.fake_mig_api import MigApi
+from agent.hw.fake_models import MIB
 from agent.hw.nvml import pynvml
 
 P = pynvml
 
-__all__ = ["FakeHandle", "FakeNvml"]
+__all__ = ["FakeEventData", "FakeHandle", "FakeMigHandle", "FakeNvml"]
 
 
-class FakeNvml(FakeNvmlBase):
+class FakeNvml(EventsApi, GpmApi, MigApi):
     """Stands in for the `pynvml` module. `calls` counts calls per function name."""
 
     # --- library and system ---------------------------------------------------------------
@@ -42,6 +48,8 @@ class FakeNvml(FakeNvmlBase):
     @system
     def nvmlShutdown(self) -> None:
         self._refcount -= 1
+        if self._refcount == 0:
+            self.event_hub.close()
 
     @system
     def nvmlSystemGetDriverVersion(self) -> str:
@@ -72,14 +80,6 @@ class FakeNvml(FakeNvmlBase):
         return self.handles[index]
 
     # --- identity -------------------------------------------------------------------------
-    @device
-    def nvmlDeviceGetName(self, handle: FakeGpu) -> str:
-        return handle.model.name
-
-    @device
-    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str:
-        return handle.uuid
-
     @device
     def nvmlDeviceGetSerial(self, handle: FakeGpu) -> str:
         if not handle.model.serial:  # GeForce: "Serial Number: N/A"
@@ -214,20 +214,6 @@ class FakeNvml(FakeNvmlBase):
         return [0, ENCODER_SAMPLING_US]
 
     @device
-    def nvmlDeviceGetMemoryInfo(self, handle: FakeGpu, version: Any = None) -> Any:
-        if version and MEMORY_V2_SYMBOL in self.missing:
-            fail(P.NVML_ERROR_FUNCTION_NOT_FOUND)
-        if version and version != P.nvmlMemory_v2:
-            fail(P.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
-        model = handle.model
-        total, reserved = model.memory_total_mib * MIB, model.memory_reserved_mib * MIB
-        used = handle.tick(self.now()).mem_used_mib * MIB
-        free = total - reserved - used
-        if not version:  # v1 counts the driver's reservation as used
-            return P.c_nvmlMemory_t(total, free, used + reserved)
-        return P.c_nvmlMemory_v2_t(version, total, reserved, free, used)
-
-    @device
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[Any]:
         missing = P.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
         out = []
@@ -290,5 +276,5 @@ class FakeNvml(FakeNvmlBase):
                 (values[i].fieldId, values[i].scopeId) = field
             except TypeError:
                 values[i].fieldId = field
-            handle.fill_field(values[i], t)
+            fill_field(handle, values[i], t)
         return values

@@ -9,9 +9,15 @@ A scenario file (built-in ones live in `agent/hw/scenarios/<name>.yaml`)::
     cuda_driver_version: 12070          # nvmlSystemGetCudaDriverVersion (12.7)
     nvml_version: "12.565.57.01"        # optional; default "<cuda major>.<driver_version>"
     gpus:                               # a list (or one mapping); `count` repeats an entry
-      - {model: H100-SXM5-80GB, count: 8, workload: training}
+      - {model: H100-SXM5-80GB, count: 6, workload: training}
+      - {model: H100-SXM5-80GB, mig: true}  # MIG mode, the model's captured layout
+      - model: H100-SXM5-80GB             # MIG mode with GPU instance profiles (fake_mig)
+        workload: inference
+        mig: [3g.40gb, 2g.20gb, {profile: 1g.10gb, workload: training}, 1g.10gb]
     faults:
       - {kind: gpu_lost, gpu: 3, at: 60, until: 120}
+      - {kind: xid, gpu: 3, at: 60, code: 79}           # `count: 1000` for a burst
+      - {kind: events_unsupported, gpu: 7}              # event registration: NOT_SUPPORTED
 
 Every problem raises `ScenarioError` with a one-line message naming its YAML path.
 """
@@ -25,7 +31,9 @@ from typing import Any
 
 import yaml
 
+from agent.hw.fake_mig import MigSpec, parse_mig
 from agent.hw.fake_models import MODELS, model_names
+from agent.hw.fake_workload import WORKLOADS
 from agent.hw.fake_yaml import (
     FAULT_FIELDS,
     ScenarioError,
@@ -36,9 +44,16 @@ from agent.hw.fake_yaml import (
     typed,
 )
 
-__all__ = ["Fault", "GpuSpec", "Process", "Scenario", "ScenarioError", "load_scenario"]
-
-WORKLOADS = ("idle", "training", "inference", "memory-bound")
+__all__ = [
+    "WORKLOADS",
+    "Fault",
+    "GpuSpec",
+    "MigSpec",
+    "Process",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+]
 
 _COMMON = {"kind", "at", "until", "duration", "gpu", "gpus"}
 FAULT_KEYS: dict[str, set[str]] = {
@@ -49,7 +64,7 @@ FAULT_KEYS: dict[str, set[str]] = {
     "driver_not_loaded": {"kind", "until"},
     "not_supported": _COMMON | {"functions"},
     "missing_functions": {"kind", "functions"},
-    "xid": {"kind", "at", "gpu", "gpus", "code"},
+    "xid": {"kind", "at", "gpu", "gpus", "code", "count"},  # count: a burst of identical XIDs
     "ecc": {"kind", "at", "gpu", "gpus", "corrected", "uncorrected"},
     "row_remap_pending": _COMMON,
     "row_remap_failure": {"kind", "at", "gpu", "gpus"},
@@ -57,6 +72,7 @@ FAULT_KEYS: dict[str, set[str]] = {
     "thermal": _COMMON | {"temperature", "hw"},
     "nvlink_down": _COMMON | {"links"},
     "recovery_action": _COMMON | {"action"},
+    "events_unsupported": {"kind", "gpu", "gpus"},  # event registration answers NOT_SUPPORTED
 }
 _REQUIRED = {
     "slow_call": {"functions", "seconds"},
@@ -79,7 +95,7 @@ class Process:
 class GpuSpec:
     model: str
     workload: str = "idle"
-    mig: bool = False
+    mig: tuple[MigSpec, ...] = ()  # the GPU instances of a GPU in MIG mode; empty: MIG disabled
     ecc: bool | None = None  # None: the model's captured ECC mode
     power_limit_w: int | None = None  # None: the model's default limit
     processes: tuple[Process, ...] = ()
@@ -97,6 +113,7 @@ class Fault:
     error: str = "Unknown"
     seconds: float = 0.0
     code: int = 0
+    count: int = 1
     corrected: int = 0
     uncorrected: int = 0
     generation: int | None = None
@@ -213,13 +230,10 @@ def _gpu(raw: dict[str, Any], path: str) -> GpuSpec:
         raise ScenarioError(
             f'{path}.workload: unknown workload "{workload}"; known: ' + ", ".join(WORKLOADS)
         )
-    mig = typed(raw.get("mig", False), f"{path}.mig", bool)
-    if mig and not MODELS[model].mig_capable:
-        raise ScenarioError(f"{path}.mig: {model} is not MIG-capable")
     return GpuSpec(
         model=model,
         workload=workload,
-        mig=mig,
+        mig=parse_mig(raw.get("mig", False), f"{path}.mig", model, workload),
         ecc=optional(raw.get("ecc"), f"{path}.ecc", bool),
         power_limit_w=_power_limit(raw.get("power_limit_w"), f"{path}.power_limit_w", model),
         processes=_processes(raw.get("processes", []), f"{path}.processes"),

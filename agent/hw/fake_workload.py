@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from agent.hw.fake_models import MIB, GpuModel
 
 TICK = 1.0
+WORKLOADS = ("idle", "training", "inference", "memory-bound")
 CHUNK = 256
 NVLINK_LINK_BYTES_PER_S = 26.562e9  # per link, `nvidia-smi nvlink -s` in the H100/H800 captures
 _MASK = (1 << 64) - 1
@@ -65,7 +66,7 @@ class Windows:
 
 
 class Workload:
-    """One GPU's workload over simulated time, for a profile in fake_scenario.WORKLOADS."""
+    """One GPU's workload over simulated time, for a profile in WORKLOADS."""
 
     def __init__(
         self,

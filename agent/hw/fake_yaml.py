@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.hw.fake_models import KNOWN_SYMBOLS, RECOVERY_ACTIONS
+from agent.hw.fake_functions import KNOWN_SYMBOLS
+from agent.hw.fake_models import RECOVERY_ACTIONS
 from agent.hw.nvml import pynvml
 
 
@@ -45,6 +46,13 @@ def optional_number(value: Any, path: str) -> float | None:
     return None if value is None else number(value, path)
 
 
+def positive_int(value: Any, path: str) -> int:
+    number_: int = typed(value, path, int)
+    if number_ < 1:
+        raise ScenarioError(f"{path}: must be at least 1, got {number_}")
+    return number_
+
+
 def int_list(value: Any, path: str) -> list[int]:
     return [typed(v, f"{path}[{i}]", int) for i, v in enumerate(typed(value, path, list))]
 
@@ -59,7 +67,7 @@ def functions(value: Any, path: str) -> tuple[str, ...]:
         typed(name, f"{path}[{i}]", str)
         if name != "*" and name not in KNOWN_SYMBOLS:
             raise ScenarioError(
-                f'{path}[{i}]: unknown function "{name}"; see agent.hw.fake_models.FUNCTIONS'
+                f'{path}[{i}]: unknown function "{name}"; see agent.hw.fake_functions.FUNCTIONS'
             )
     return tuple(names)
 
@@ -89,6 +97,7 @@ FAULT_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "error": error_name,
     "seconds": number,
     "code": lambda v, p: typed(v, p, int),
+    "count": positive_int,
     "corrected": lambda v, p: typed(v, p, int),
     "uncorrected": lambda v, p: typed(v, p, int),
     "generation": lambda v, p: optional(v, p, int),

@@ -19,6 +19,7 @@ from agent.hw.nvml_static import read_device
 class BackendOptions:
     xid_events: bool = True
     gpm: bool = True
+    xid_wait_ms: int = 500  # the listener's longest wait: how long a stop can take
 
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class NvmlBackend:
     def __init__(self, gateway: NvmlGateway, options: BackendOptions | None = None) -> None:
         self.gw = gateway
         self.options = options or BackendOptions()
-        self.xid = XidListener(gateway)
+        self.xid = XidListener(gateway, wait_ms=self.options.xid_wait_ms)
         self.gpm = GpmReader(gateway)
         self.mig = MigReader(gateway, self.gpm)
         self._generation = -1

@@ -14,8 +14,13 @@ from agent.hw.nvml import NVMLError, NvmlGateway
 from agent.hw.nvml_gpm import GpmReader
 
 
-def profile_name(attributes: Any) -> str:
-    """nvidia-smi's profile name, e.g. `3g.40gb`, or `1c.3g.40gb` for a compute instance part."""
+def profile_name(name: str | None, attributes: Any) -> str:
+    """The profile, e.g. `3g.40gb`: from the MIG device's name ("NVIDIA H100 80GB HBM3 MIG
+    3g.40gb"), which carries NVIDIA's nominal size; else estimated from its attributes."""
+    if name and " MIG " in name:
+        return name.split(" MIG ", 1)[1].strip()
+    if attributes is None:
+        return ""
     slices = int(attributes.gpuInstanceSliceCount)
     compute = int(attributes.computeInstanceSliceCount)
     memory_gb = math.ceil(int(attributes.memorySizeMB) / 1024)
@@ -75,13 +80,15 @@ class MigReader:
             gi = self.gw.call("nvmlDeviceGetGpuInstanceId", key, mig_handle)
             ci = self.gw.call("nvmlDeviceGetComputeInstanceId", key, mig_handle)
             uuid = self.gw.call("nvmlDeviceGetUUID", key, mig_handle)
-            attributes = self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
+            name = self.gw.call("nvmlDeviceGetName", key, mig_handle)
+            attributes = None
+            if not name or " MIG " not in name:
+                attributes = self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
         except NVMLError:
             return None
         if gi is None or ci is None or uuid is None:
             return None
-        profile = "" if attributes is None else profile_name(attributes)
-        return MigInstance(int(gi), int(ci), str(uuid), profile)
+        return MigInstance(int(gi), int(ci), str(uuid), profile_name(name, attributes))
 
     def _memory(self, reading: MigReading, index: int, mig_handle: Any) -> None:
         try:
