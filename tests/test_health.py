@@ -106,3 +106,19 @@ gpus: {model: RTX-4090, count: 1, workload: training}
 """
     ).at(60.0)
     assert checks(series, "0") == dict.fromkeys(CHECKS, 0.0)
+
+
+def test_without_a_volatile_counter_only_a_rise_of_the_lifetime_count_fails() -> None:
+    from agent.collectors.health import HealthChecker, HealthOptions
+    from agent.hw import GpuDevice, GpuReading, XidRecord
+
+    device = GpuDevice(index=0, uuid="GPU-0", model="NVIDIA H100 80GB HBM3", pci_bus_id="")
+    checker = HealthChecker(HealthOptions(), clock=lambda: 0.0)
+
+    def failed(lifetime: float) -> bool:
+        reading = GpuReading(device, ecc_errors={"uncorrected": lifetime})
+        return checker.verdicts(reading, XidRecord())["uncorrectable_ecc"]
+
+    assert not failed(3.0), "old errors from before the agent started do not fail the GPU"
+    assert not failed(3.0)
+    assert failed(4.0)

@@ -42,6 +42,9 @@ FIELDS: dict[int, tuple[int, Callable[[FakeGpu, float, int], int]]] = {
     P.NVML_FI_DEV_PCIE_REPLAY_COUNTER: (_UINT, lambda g, t, s: g.pcie_replays(t)),
     P.NVML_FI_DEV_ECC_SBE_AGG_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _CORRECTED)),
     P.NVML_FI_DEV_ECC_DBE_AGG_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _UNCORRECTED)),
+    # Volatile counts start at driver load, which is the scenario's t=0: the same numbers here.
+    P.NVML_FI_DEV_ECC_SBE_VOL_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _CORRECTED)),
+    P.NVML_FI_DEV_ECC_DBE_VOL_TOTAL: (_ULL, lambda g, t, s: g.ecc_errors(t, _UNCORRECTED)),
     P.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: (
         _ULL,
         lambda g, t, s: g.nvlink_errors(t, "crc_flit"),
