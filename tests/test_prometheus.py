@@ -172,3 +172,12 @@ def test_prometheus_sees_every_gpu_of_two_agents_and_the_lost_one_down(
     prometheus.wait_for(f"suanli_gpu_power_watts{{{selector}}}", lambda r: not r, timeout=5)
     up = {r["metric"]["instance"]: value([r]) for r in prometheus.query("up")}
     assert up == {healthy.address: 1.0, faulty.address: 1.0}
+
+
+GOLDENS = sorted((Path(__file__).resolve().parent / "goldens").glob("*.prom"))
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=[g.stem for g in GOLDENS])
+def test_promtool_accepts_every_golden_exposition(promtool: str, golden: Path) -> None:
+    """Goldens are taken after a warm-up sample, so they hold GPM activity and MIG series too."""
+    assert promtool_problems(promtool, golden.read_text()) == ""
