@@ -10,12 +10,9 @@ import gzip
 import platform
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
-
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agent import __version__
+from agent.exposition_format import TEXT, Family, encode, negotiate
 from agent.hw.nvml import binding_version
 from agent.metrics import MetricSpec, Sample
 from agent.sampler import Snapshot
@@ -60,38 +57,22 @@ def self_samples(snapshot: Snapshot) -> list[Sample]:
     return samples
 
 
-def families(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> list[Metric]:
+def families(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> list[Family]:
     """Group samples into families in declaration order; families with no sample are left out."""
-    built: dict[str, Metric] = {spec.name: _family(spec) for spec in reversed(specs)}
-    built = dict(reversed(built.items()))  # declaration order, first declaration wins
+    built: dict[str, Family] = {}
+    for spec in specs:
+        built.setdefault(spec.name, Family(spec, []))
     for sample in samples:
         family = built.get(sample.spec.name)
         if family is None:
-            family = built[sample.spec.name] = _family(sample.spec)
-        family.add_metric(sample.labels, sample.value)  # type: ignore[attr-defined]
+            family = built[sample.spec.name] = Family(sample.spec, [])
+        family.samples.append((sample.labels, sample.value))
     return [family for family in built.values() if family.samples]
-
-
-def _family(spec: MetricSpec) -> Metric:
-    if spec.kind == "counter":
-        return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
-    return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
-
-
-class _Families:
-    """The `collect()` shape prometheus_client's encoders expect."""
-
-    def __init__(self, metrics: list[Metric]) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._metrics)
 
 
 def render_text(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> bytes:
     """Prometheus text format of `samples`, families in declaration order."""
-    encoder, _ = choose_encoder("")
-    return bytes(encoder(_Families(families(specs, samples))))
+    return encode(TEXT, families(specs, samples))
 
 
 class Renderer:
@@ -107,7 +88,7 @@ class Renderer:
         self, snapshot: Snapshot, accept: str = "", gzipped: bool = False
     ) -> tuple[bytes, str]:
         """(body, content type) for `snapshot` in the format `accept` negotiates."""
-        encoder, content_type = choose_encoder(accept)
+        content_type = negotiate(accept)
         key = (content_type, gzipped)
         with self._lock:
             if snapshot.sequence != self._sequence:
@@ -115,14 +96,14 @@ class Renderer:
                 self._sequence = snapshot.sequence
             body = self._cache.get(key)
             if body is None:
-                body = self._encode(snapshot, encoder, content_type, gzipped)
+                body = self._encode(snapshot, content_type, gzipped)
                 self._cache[key] = body
         return body, content_type
 
-    def _encode(self, snapshot: Snapshot, encoder: Any, content_type: str, gzipped: bool) -> bytes:
+    def _encode(self, snapshot: Snapshot, content_type: str, gzipped: bool) -> bytes:
         plain = self._cache.get((content_type, False))
         if plain is None:
-            plain = encoder(_Families(families(self.specs, all_samples(snapshot))))
+            plain = encode(content_type, families(self.specs, all_samples(snapshot)))
             self._cache[(content_type, False)] = plain
         return gzip.compress(plain, compresslevel=6) if gzipped else plain
 

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent import __version__
 from agent.exposition import Renderer
 from agent.sampler import Snapshot
+
+# http.server imports http.client, which imports ssl only to offer HTTPS client connections we
+# never make; loading OpenSSL costs about 4 MiB of resident memory. Hide ssl during this one
+# import (http.client is written to do without it); TLS serving imports ssl itself when asked.
+_HIDE_SSL = "ssl" not in sys.modules and "http.client" not in sys.modules
+if _HIDE_SSL:
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+try:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+finally:
+    if _HIDE_SSL:
+        del sys.modules["ssl"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,10 @@ class AgentState:
 class Handler(BaseHTTPRequestHandler):
     server: AgentHTTPServer
     timeout = CLIENT_TIMEOUT_SECONDS
+    # Buffer the response so headers and body leave in one write, and send it at once:
+    # two small writes on a keep-alive connection wait 40 ms on the client's delayed ACK.
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server_version = f"suanli-agent/{__version__}"
     protocol_version = "HTTP/1.1"
 

@@ -37,3 +37,16 @@ def test_only_the_cli_exits() -> None:
             continue
         text = path.read_text()
         assert "sys.exit" not in text and "raise SystemExit" not in text, path
+
+
+def test_serving_loads_neither_prometheus_client_nor_openssl() -> None:
+    """Both cost resident memory the agent does not need (see exposition_format, server)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, agent.cli, agent.app, agent.runner;"
+        "print(sorted(m for m in ('ssl', 'prometheus_client') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
