@@ -10,11 +10,13 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
+from agent.collectors.power import PowerCollector
 from agent.config import Config
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.nvml import NvmlGateway, pynvml
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from agent.hw.rapl import RaplReader
 from agent.sampler import Sampler
 
 
@@ -51,6 +53,9 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
     host = config.collectors.host
     if host.enabled:
         collectors.append(HostCollector(HostReader(host.procfs), config.topology, hostname))
+    power = config.collectors.power
+    if power.enabled:
+        collectors.append(PowerCollector(RaplReader(power.sysfs), power.sysfs))
     gpu = config.collectors.gpu
     if gpu.enabled:
         module = nvml if nvml is not None else nvml_module(config)

@@ -53,9 +53,16 @@ class HostCollectorConfig:
 
 
 @dataclass(frozen=True)
+class PowerCollectorConfig:
+    enabled: bool = True
+    sysfs: str = "/sys"
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     gpu: GpuCollectorConfig = field(default_factory=GpuCollectorConfig)
     host: HostCollectorConfig = field(default_factory=HostCollectorConfig)
+    power: PowerCollectorConfig = field(default_factory=PowerCollectorConfig)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,8 @@ _CHECKS: dict[str, Check] = {
     "collectors.gpu.critical_xids": _xid_list,
     "collectors.host.enabled": _bool,
     "collectors.host.procfs": _string,
+    "collectors.power.enabled": _bool,
+    "collectors.power.sysfs": _string,
 }
 
 

@@ -5,7 +5,7 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import activity, gpu, health, host
+from agent.collectors import activity, gpu, health, host, power
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
@@ -43,6 +43,10 @@ def sections() -> list[tuple[str, list[MetricSpec]]]:
                 host.LOAD1,
                 host.NODE_INFO,
             ],
+        ),
+        (
+            "Power (collector `power`; `source=\"gpu\"` from collector `gpu`)",
+            [power.CPU_ENERGY, power.CPU_POWER, power.NODE_POWER],
         ),
         ("The agent itself", list(SELF_SPECS)),
     ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from agent.collectors import activity
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
+from agent.collectors.power import NODE_POWER
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml_backend import NvmlBackend
 from agent.metrics import MetricSpec, Sample
@@ -71,6 +72,9 @@ class GpuCollector:
         samples = _nvml_samples(snapshot)
         for reading in snapshot.readings:
             samples.extend(self._gpu_samples(reading, snapshot))
+        watts = [r.power_watts for r in snapshot.readings if r.up and r.power_watts is not None]
+        if watts:
+            samples.append(Sample(NODE_POWER, ("gpu",), sum(watts)))
         return samples
 
     def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:

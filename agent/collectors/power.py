@@ -1,0 +1,65 @@
+"""CPU power from RAPL and the node's power by source: gpu (from the GPU collector), cpu, dram,
+and the platform meter where the host has one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.hw.rapl import RaplReader, power_meter_watts
+from agent.metrics import MetricSpec, Sample
+
+CPU_ENERGY = MetricSpec(
+    "suanli_cpu_energy_joules_total",
+    "counter",
+    "CPU energy from RAPL, by domain and socket, made monotonic across register wraps.",
+    ("domain", "socket"),
+)
+CPU_POWER = MetricSpec(
+    "suanli_cpu_power_watts",
+    "gauge",
+    "CPU power from RAPL over the last sampling interval, by domain and socket.",
+    ("domain", "socket"),
+)
+NODE_POWER = MetricSpec(
+    "suanli_node_power_watts",
+    "gauge",
+    "The node's power by source: gpu (sum of GPUs), cpu, dram (RAPL), meter (platform meter).",
+    ("source",),
+)
+SOURCE_OF_DOMAIN = {"package": "cpu", "dram": "dram"}
+
+
+class PowerCollector:
+    """RAPL energy and power per socket, and the node totals that RAPL and the meter give."""
+
+    name = "power"
+
+    def __init__(self, rapl: RaplReader, sysfs: str = "/sys") -> None:
+        self.rapl = rapl
+        self.sysfs = sysfs
+        self._zones: dict[str, int] = {}
+        for zone in rapl.zones:
+            self._zones[zone.domain] = self._zones.get(zone.domain, 0) + 1
+
+    def specs(self) -> Sequence[MetricSpec]:
+        return [CPU_ENERGY, CPU_POWER, NODE_POWER]
+
+    def collect(self) -> list[Sample]:
+        samples: list[Sample] = []
+        totals: dict[str, list[float]] = {}
+        for reading in self.rapl.read():
+            labels = (reading.domain, reading.socket)
+            samples.append(Sample(CPU_ENERGY, labels, reading.joules))
+            if reading.watts is not None:
+                samples.append(Sample(CPU_POWER, labels, reading.watts))
+                totals.setdefault(reading.domain, []).append(reading.watts)
+        for domain, watts in totals.items():
+            if len(watts) == self._zones[domain]:  # a total missing a socket would mislead
+                samples.append(Sample(NODE_POWER, (SOURCE_OF_DOMAIN[domain],), sum(watts)))
+        meter = power_meter_watts(self.sysfs)
+        if meter is not None:
+            samples.append(Sample(NODE_POWER, ("meter",), meter))
+        return samples
+
+    def close(self) -> None:
+        return None
