@@ -10,8 +10,9 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
+from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.power import PowerCollector
-from agent.config import Config
+from agent.config import Config, JobsCollectorConfig
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.nvml import NvmlGateway, pynvml
@@ -44,6 +45,17 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
     return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
 
 
+def job_accounting(jobs: JobsCollectorConfig) -> JobAccounting:
+    options = JobsOptions(
+        procfs=jobs.procfs,
+        hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
+        retention_seconds=jobs.retention,
+        per_process=jobs.per_process,
+        per_process_limit=jobs.per_process_limit,
+    )
+    return JobAccounting(options)
+
+
 def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> Agent:
     """Make the collectors the configuration enables, a sampler over them and a renderer.
 
@@ -59,11 +71,15 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
     gpu = config.collectors.gpu
     if gpu.enabled:
         module = nvml if nvml is not None else nvml_module(config)
+        jobs = config.collectors.jobs
         backend = NvmlBackend(
-            NvmlGateway(module), BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm)
+            NvmlGateway(module),
+            BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled),
         )
         health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
-        collectors.append(GpuCollector(backend, GpuOptions(detail=gpu.detail, health=health)))
+        options = GpuOptions(detail=gpu.detail, health=health)
+        accounting = job_accounting(jobs) if jobs.enabled else None
+        collectors.append(GpuCollector(backend, options, jobs=accounting))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)
     return Agent(config, collectors, sampler, Renderer(specs))

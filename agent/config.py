@@ -59,10 +59,21 @@ class PowerCollectorConfig:
 
 
 @dataclass(frozen=True)
+class JobsCollectorConfig:
+    enabled: bool = True
+    procfs: str = "/proc"
+    hpc_job_mapping_dir: str = ""
+    retention: float = 900.0
+    per_process: bool = False
+    per_process_limit: int = 20
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     gpu: GpuCollectorConfig = field(default_factory=GpuCollectorConfig)
     host: HostCollectorConfig = field(default_factory=HostCollectorConfig)
     power: PowerCollectorConfig = field(default_factory=PowerCollectorConfig)
+    jobs: JobsCollectorConfig = field(default_factory=JobsCollectorConfig)
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,12 @@ def _string(value: Any) -> str:
     return value
 
 
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10_000:
+        raise ValueError(f"must be a whole number from 1 to 10000, got {value!r}")
+    return value
+
+
 def _xid_list(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value
@@ -171,6 +188,12 @@ _CHECKS: dict[str, Check] = {
     "collectors.gpu.critical_xids": _xid_list,
     "collectors.host.enabled": _bool,
     "collectors.host.procfs": _string,
+    "collectors.jobs.enabled": _bool,
+    "collectors.jobs.procfs": _string,
+    "collectors.jobs.hpc_job_mapping_dir": _string,
+    "collectors.jobs.retention": parse_duration,
+    "collectors.jobs.per_process": _bool,
+    "collectors.jobs.per_process_limit": _positive_int,
     "collectors.power.enabled": _bool,
     "collectors.power.sysfs": _string,
 }

@@ -5,7 +5,7 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import activity, gpu, health, host, power
+from agent.collectors import activity, gpu, health, host, jobs, power
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
@@ -32,6 +32,10 @@ def sections() -> list[tuple[str, list[MetricSpec]]]:
                 activity.MIG_PIPE,
             ],
         ),
+        (
+            "Jobs (collector `gpu`, `collectors.jobs`)",
+            [jobs.JOB_INFO, jobs.PROCESSES, jobs.JOB_MEMORY, jobs.JOB_ENERGY, jobs.PROCESS_MEMORY],
+        ),
         ("NVML (collector `gpu`)", [gpu.NVML_UP, gpu.NVML_INFO, gpu.NVML_ERRORS]),
         (
             "Host (collector `host`)",
@@ -45,7 +49,7 @@ def sections() -> list[tuple[str, list[MetricSpec]]]:
             ],
         ),
         (
-            "Power (collector `power`; `source=\"gpu\"` from collector `gpu`)",
+            'Power (collector `power`; `source="gpu"` from collector `gpu`)',
             [power.CPU_ENERGY, power.CPU_POWER, power.NODE_POWER],
         ),
         ("The agent itself", list(SELF_SPECS)),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from agent.collectors import activity
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
+from agent.collectors.jobs import JobAccounting
 from agent.collectors.power import NODE_POWER
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml_backend import NvmlBackend
@@ -45,9 +46,11 @@ class GpuCollector:
         backend: NvmlBackend,
         options: GpuOptions | None = None,
         clock: Callable[[], float] = time.time,
+        jobs: JobAccounting | None = None,
     ) -> None:
         self.backend = backend
         self.options = options or GpuOptions()
+        self.jobs = jobs
         self.health = HealthChecker(self.options.health, clock)
         self.last: GpuSnapshot | None = None
 
@@ -75,6 +78,8 @@ class GpuCollector:
         watts = [r.power_watts for r in snapshot.readings if r.up and r.power_watts is not None]
         if watts:
             samples.append(Sample(NODE_POWER, ("gpu",), sum(watts)))
+        if self.jobs is not None:
+            samples += self.jobs.samples(snapshot)
         return samples
 
     def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:

@@ -66,6 +66,16 @@ class GpuReading:
     ecc_volatile_uncorrected: float | None = None  # since the driver loaded; for health only
     activity: dict[str, float] = field(default_factory=dict)  # GPM ratios, Hopper and newer
     mig: list[MigReading] = field(default_factory=list)
+    processes: list[GpuProcess] | None = None  # None: not read (jobs off, or NVML refused)
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """A compute process on a GPU: its memory (None when NVML cannot tell) and SM share."""
+
+    pid: int
+    memory_used_bytes: float | None = None
+    sm_utilization_ratio: float | None = None  # from per-process utilisation samples
 
 
 @dataclass(frozen=True)

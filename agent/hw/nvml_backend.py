@@ -12,6 +12,7 @@ from agent.hw.nvml_dynamic import read_gpu
 from agent.hw.nvml_events import XidListener
 from agent.hw.nvml_gpm import GpmReader
 from agent.hw.nvml_mig import MigReader
+from agent.hw.nvml_processes import ProcessReader
 from agent.hw.nvml_static import read_device
 
 
@@ -20,6 +21,7 @@ class BackendOptions:
     xid_events: bool = True
     gpm: bool = True
     xid_wait_ms: int = 500  # the listener's longest wait: how long a stop can take
+    processes: bool = True
 
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class NvmlBackend:
         self.xid = XidListener(gateway, wait_ms=self.options.xid_wait_ms)
         self.gpm = GpmReader(gateway)
         self.mig = MigReader(gateway, self.gpm)
+        self.processes = ProcessReader(gateway)
         self._generation = -1
         self._count = 0
         self._handles: dict[int, Any] = {}
@@ -144,6 +147,8 @@ class NvmlBackend:
     def _extras(self, reading: GpuReading, handle: Any) -> None:
         """GPM activity of the whole GPU, or per MIG instance when the GPU is in MIG mode."""
         index = reading.device.index
+        if self.options.processes:
+            reading.processes = self.processes.read(index, handle)
         gpm = self.options.gpm and self.gpm.supported(index, handle)
         if reading.device.mig_mode == "enabled":
             reading.mig = self.mig.read(index, handle, with_activity=gpm)
