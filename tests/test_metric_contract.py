@@ -30,6 +30,7 @@ UNITLESS = {
     "suanli_cpus",
     "suanli_load1",
     "suanli_gpu_healthy",
+    "suanli_gpu_processes",
     "suanli_gpu_health_check_failed",
     "suanli_collector_success",
 }
