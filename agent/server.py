@@ -84,7 +84,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self._head_only = True
-        self.do_GET()
+        try:
+            self.do_GET()
+        finally:
+            self._head_only = False  # the next request on this keep-alive connection is a GET
 
     def _metrics(self) -> None:
         snapshot = self.server.state.latest()

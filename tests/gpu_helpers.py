@@ -39,7 +39,7 @@ class Node:
         self.fake = FakeNvml(self.scenario, clock=self.clock, sleep=lambda s: None)
         self.gateway = NvmlGateway(self.fake, clock=self.clock, backoff_initial=1.0)
         self.backend = NvmlBackend(
-            self.gateway, BackendOptions(xid_events=self.xid_events, xid_wait_ms=50)
+            self.gateway, BackendOptions(xid_events=self.xid_events, xid_wait_ms=50), self.clock
         )
         self.collector = GpuCollector(self.backend, GpuOptions(detail=self.detail))
         OPEN_NODES.append(self)

@@ -50,6 +50,7 @@ class GpuReading:
     clock_event_reasons: dict[str, bool] = field(default_factory=dict)
     throttle_seconds: dict[str, float] = field(default_factory=dict)
     pcie_throughput_bytes_per_second: dict[str, float] = field(default_factory=dict)
+    pcie_bytes: dict[str, float] = field(default_factory=dict)  # cumulative, where NVML counts
     pcie_link_generation: int | None = None
     pcie_link_width: int | None = None
     pcie_replays: float | None = None

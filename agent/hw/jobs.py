@@ -150,6 +150,8 @@ class HpcJobMapping:
     write), duplicates are dropped in order, and unreadable, oversized, non-UTF-8 or non-regular
     files are skipped alone. A GPU whose file holds no job is absent, as dcgm-exporter leaves
     such a GPU's metrics without a job label. A missing or unreadable directory gives `{}`.
+    A file that could not be read is not retried until it changes. Not thread-safe: meant for
+    the one collector that owns it.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -158,7 +160,8 @@ class HpcJobMapping:
 
     def jobs(self) -> dict[int, list[str]]:
         """Whole-GPU files: GPU index -> job ids in file order."""
-        return {int(name): ids for name, ids in self._scan().items() if _GPU_NAME.fullmatch(name)}
+        scanned = self._scan().items()
+        return {int(name): list(ids) for name, ids in scanned if _GPU_NAME.fullmatch(name)}
 
     def mig_jobs(self) -> dict[tuple[int, int], list[str]]:
         """MIG files named `<gpu>.<gpu-instance>`: (GPU index, GPU instance id) -> job ids."""
@@ -166,7 +169,7 @@ class HpcJobMapping:
         for name, ids in self._scan().items():
             match = _MIG_NAME.fullmatch(name)
             if match is not None:
-                found[(int(match.group(1)), int(match.group(2)))] = ids
+                found[(int(match.group(1)), int(match.group(2)))] = list(ids)
         return found
 
     def _scan(self) -> dict[str, list[str]]:

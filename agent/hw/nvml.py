@@ -11,6 +11,7 @@ gives the rest of the agent three guarantees:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -108,6 +109,7 @@ def error_name(err: BaseException) -> str:
     return name.removeprefix("NVMLError_")
 
 
+@functools.cache
 def binding_version() -> str:
     """The installed nvidia-ml-py version, for `suanli_agent_build_info`."""
     try:

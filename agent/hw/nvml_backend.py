@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +40,15 @@ def _cuda_version(raw: Any) -> str | None:
 class NvmlBackend:
     """Reads all GPUs through an `NvmlGateway`. Static facts are read once per initialisation."""
 
-    def __init__(self, gateway: NvmlGateway, options: BackendOptions | None = None) -> None:
+    def __init__(
+        self,
+        gateway: NvmlGateway,
+        options: BackendOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.gw = gateway
+        self._clock = clock
+        self._pcie_seen: dict[str, tuple[float, dict[str, float]]] = {}
         self.options = options or BackendOptions()
         self.xid = XidListener(gateway, wait_ms=self.options.xid_wait_ms)
         self.gpm = GpmReader(gateway)
@@ -129,6 +138,7 @@ class NvmlBackend:
                 self._fresh.add(index)
             reading = read_gpu(self.gw, device, handle)
             if reading.up:
+                self._pcie_rates(reading)
                 self._extras(reading, handle)
             return reading
         except (GpuGone, NVMLError) as err:
@@ -143,6 +153,21 @@ class NvmlBackend:
             handle = self.gw.call("nvmlDeviceGetHandleByIndex", ("gpu", index), index)
             self._handles[index] = handle
         return handle
+
+    def _pcie_rates(self, reading: GpuReading) -> None:
+        """PCIe throughput as the mean over the interval, from NVML's cumulative byte counters."""
+        if not reading.pcie_bytes:
+            return
+        now, counts = self._clock(), dict(reading.pcie_bytes)
+        before = self._pcie_seen.get(reading.device.uuid)
+        self._pcie_seen[reading.device.uuid] = (now, counts)
+        if before is None or now <= before[0]:
+            return
+        for direction, total in counts.items():
+            previous = before[1].get(direction)
+            if previous is not None and total >= previous:
+                rate = (total - previous) / (now - before[0])
+                reading.pcie_throughput_bytes_per_second[direction] = rate
 
     def _extras(self, reading: GpuReading, handle: Any) -> None:
         """GPM activity of the whole GPU, or per MIG instance when the GPU is in MIG mode."""

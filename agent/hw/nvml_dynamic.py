@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuDevice, GpuReading
-from agent.hw.nvml import CLOCK_EVENT_REASONS, CLOCKS, VIOLATION_POLICIES, NVMLError, NvmlGateway
+from agent.hw.nvml import (
+    CLOCK_EVENT_REASONS,
+    CLOCKS,
+    VIOLATION_POLICIES,
+    NVMLError,
+    NvmlGateway,
+    pynvml,
+)
 from agent.hw.nvml_fields import read_fields
 from agent.hw.nvml_static import MHZ
 
 PERCENT = 100.0
+PCIE_SAMPLED = (("tx", pynvml.NVML_PCIE_UTIL_TX_BYTES), ("rx", pynvml.NVML_PCIE_UTIL_RX_BYTES))
 PCIE_KB = 1024.0  # NVML reports PCIe throughput in KB/s, with KB = 1024 bytes
 NANOSECONDS = 1e9
 
@@ -44,8 +52,8 @@ def read_gpu(gw: NvmlGateway, device: GpuDevice, handle: Any) -> GpuReading:
     _utilisation_and_memory(r, out)
     _power(r, out)
     _thermal_and_clocks(r, out)
+    read_fields(gw, device, handle, out)  # before PCIe: its byte counters spare a 20 ms sample
     _pcie_and_reliability(r, out)
-    read_fields(gw, device, handle, out)
     if r.answered == 0 and r.failed > 0:
         out = GpuReading(device=device, up=False)
     return out
@@ -124,10 +132,9 @@ def _thermal_and_clocks(r: _Reader, out: GpuReading) -> None:
 
 
 def _pcie_and_reliability(r: _Reader, out: GpuReading) -> None:
-    for name, counter in (
-        ("tx", r.nv.NVML_PCIE_UTIL_TX_BYTES),
-        ("rx", r.nv.NVML_PCIE_UTIL_RX_BYTES),
-    ):
+    # Without byte counters, fall back to NVML's throughput call, which samples for 20 ms.
+    sampled = () if {"tx", "rx"} <= out.pcie_bytes.keys() else PCIE_SAMPLED
+    for name, counter in sampled:
         kbps = r.get("nvmlDeviceGetPcieThroughput", counter, sub=name)
         if kbps is not None:
             out.pcie_throughput_bytes_per_second[name] = kbps * PCIE_KB
