@@ -48,6 +48,7 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
 def job_accounting(jobs: JobsCollectorConfig) -> JobAccounting:
     options = JobsOptions(
         procfs=jobs.procfs,
+        host_root=jobs.host_root,
         hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
         retention_seconds=jobs.retention,
         per_process=jobs.per_process,

@@ -62,6 +62,7 @@ class PowerCollectorConfig:
 class JobsCollectorConfig:
     enabled: bool = True
     procfs: str = "/proc"
+    host_root: str = "/"
     hpc_job_mapping_dir: str = ""
     retention: float = 900.0
     per_process: bool = False
@@ -190,6 +191,7 @@ _CHECKS: dict[str, Check] = {
     "collectors.host.procfs": _string,
     "collectors.jobs.enabled": _bool,
     "collectors.jobs.procfs": _string,
+    "collectors.jobs.host_root": _string,
     "collectors.jobs.hpc_job_mapping_dir": _string,
     "collectors.jobs.retention": parse_duration,
     "collectors.jobs.per_process": _bool,

@@ -468,3 +468,19 @@ def test_json_log_format_writes_one_json_object_per_line(agent_process: StartAge
     messages = " | ".join(entry["msg"] for entry in entries)
     assert "serving metrics on 127.0.0.1" in messages
     assert "stopped" in messages
+
+
+def test_a_head_request_does_not_silence_later_gets_on_the_connection(
+    agent_process: StartAgent,
+) -> None:
+    import http.client
+
+    agent = agent_process()
+    connection = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=5)
+    connection.request("HEAD", "/metrics")
+    head = connection.getresponse()
+    assert head.status == 200 and head.read() == b""
+    connection.request("GET", "/metrics")
+    body = connection.getresponse().read().decode()
+    assert "suanli_nvml_up" in body
+    connection.close()

@@ -153,3 +153,28 @@ def test_per_process_series_are_opt_in_and_capped(tmp_path: Path) -> None:
         labels[2] for (n, labels) in series if n == "suanli_gpu_process_memory_used_bytes"
     )
     assert pids == ["1005", "1013"], "the two biggest holders of memory"
+
+
+def test_a_pod_gets_its_namespace_name_and_container_from_the_runtime(tmp_path: Path) -> None:
+    import json
+
+    cid = "25d057a4c6c9555f2a0eb106e8896968c28f1c44aca4754174851aca7f89ad26"  # pid 1013's container
+    bundle = tmp_path / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / cid
+    bundle.mkdir(parents=True)
+    annotations = {
+        "io.kubernetes.cri.sandbox-namespace": "llm-serving",
+        "io.kubernetes.cri.sandbox-name": "qwen-72b-infer-7d9f8",
+        "io.kubernetes.cri.container-name": "vllm",
+    }
+    (bundle / "config.json").write_text(json.dumps({"annotations": annotations}))
+    jobs = JobAccounting(JobsOptions(procfs=str(PROC), host_root=str(tmp_path)))
+    series = as_series(jobs.samples(snapshot(reading(0, 1.0, proc(POD)))))
+    (info,) = [labels for (n, labels) in series if n == "suanli_gpu_job_info"]
+    assert info[2:] == (
+        "kubernetes",
+        "9493223b-520e-4a97-a45f-359dcf967006",
+        "",
+        "llm-serving",
+        "qwen-72b-infer-7d9f8",
+        "vllm",
+    )

@@ -10,6 +10,7 @@ agent started. A job's counter is kept for `retention` after it was last seen.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from agent.hw import GpuReading, GpuSnapshot
 from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
+from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
 
 GPU = ("gpu", "uuid")
@@ -53,6 +55,7 @@ UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could 
 @dataclass(frozen=True)
 class JobsOptions:
     procfs: str = "/proc"
+    host_root: str = "/"  # where the container runtimes' state is (pod names); "" to skip
     hpc_job_mapping_dir: str = ""
     retention_seconds: float = 900.0
     per_process: bool = False
@@ -81,6 +84,7 @@ class JobAccounting:
         self._mapping = (
             HpcJobMapping(options.hpc_job_mapping_dir) if options.hpc_job_mapping_dir else None
         )
+        self._pods = PodNameResolver(options.host_root) if options.host_root else None
         self._energy_seen: dict[str, float] = {}
         self._job_joules: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._last_seen: dict[tuple[str, str], float] = {}
@@ -105,7 +109,7 @@ class JobAccounting:
     def _usage(self, reading: GpuReading, mapped_jobs: list[str]) -> dict[tuple[str, str], _Usage]:
         usage: dict[tuple[str, str], _Usage] = {}
         for process in reading.processes or []:
-            ref = read_process_job(self.options.procfs, process.pid) or UNKNOWN
+            ref = self._named(read_process_job(self.options.procfs, process.pid) or UNKNOWN)
             entry = usage.setdefault((ref.scheduler, ref.job), _Usage())
             entry.refs.add(ref)
             if process.memory_used_bytes is not None:
@@ -114,6 +118,18 @@ class JobAccounting:
         for job in mapped_jobs:
             usage.setdefault(("slurm", job), _Usage()).refs.add(JobRef("slurm", job))
         return usage
+
+    def _named(self, ref: JobRef) -> JobRef:
+        """A pod's namespace, name and container name, where the runtime's files tell them."""
+        if ref.scheduler != "kubernetes" or not ref.container or self._pods is None:
+            return ref
+        names = self._pods.lookup(ref.container)
+        if names is None:
+            return ref
+        container = names.container or ref.container
+        return dataclasses.replace(
+            ref, namespace=names.namespace, pod=names.pod, container=container
+        )
 
     def _gpu_samples(
         self, reading: GpuReading, usage: dict[tuple[str, str], _Usage]

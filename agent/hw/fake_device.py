@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from agent.hw.fake_mig_device import gpu_activity, mig_devices, uuid_from
 from agent.hw.fake_models import MODELS, Clocks
+from agent.hw.fake_processes import FakeProcess, UnitProcesses, scenario_processes
 from agent.hw.fake_scenario import Fault, GpuSpec, Scenario
 from agent.hw.fake_workload import TICK, Tick, Windows, Workload, mix, unit
 from agent.hw.nvml import pynvml
@@ -60,14 +61,18 @@ class FakeGpu:
         self.bus = model.bus_ids[slot]
         self.energy_base_mj = int(unit(scenario.seed, index, 40) * 5e9)
         self.replay_base = 0 if unit(scenario.seed, index, 41) < 0.6 else mix(h, 4) % 16
+        mine = [p for p in scenario_processes(scenario) if p.gpu == index]
+        self.jobs = UnitProcesses(scenario.seed, [p for p in mine if p.mig is None])
         windows = Windows(
             tuple((f.at, f.until) for f in self.faults["thermal"]),
             tuple((f.at, f.until) for f in self.faults["pcie_degraded"]),
+            self.jobs.busy_windows(),
         )
         self.work = Workload(
             spec.workload, model, scenario.seed, index, self.limit_w, bool(spec.mig), windows
         )
-        self.mig = mig_devices(scenario.seed, index, spec, model, self.limit_w)
+        units = [UnitProcesses(scenario.seed, [p for p in mine if p.mig == i]) for i in range(7)]
+        self.mig = mig_devices(scenario.seed, index, spec, model, self.limit_w, units)
         self.activity = gpu_activity(scenario.seed, index, self.work, self.mig)
 
     # --- state at time t ------------------------------------------------------------------
@@ -85,10 +90,23 @@ class FakeGpu:
         return self.tick(t).util > 0
 
     def memory_used_mib(self, t: float) -> int:
-        """In MIG mode, what its instances use; else what its workload uses."""
+        """In MIG mode, what its instances use; else what its workload (or its jobs) use."""
         if self.mig:
             return sum(d.memory_used_mib(t) for d in self.mig)
+        if self.jobs.driven:
+            usable = self.work.usable_mib
+            return self.jobs.used_mib(t, self._job_mib(t), self.work.idle_used_mib(), usable)
         return self.tick(t).mem_used_mib
+
+    def _job_mib(self, t: float) -> int:
+        return int(self.work.memory_share(int(t // TICK)) * self.work.usable_mib)
+
+    def processes(self, t: float) -> list[tuple[FakeProcess, int | None, int | None]]:
+        """Processes running at t: (process, MiB or None, GPU instance id or None)."""
+        out = [(p, mib, None) for p, mib in self.jobs.memory(t, self._job_mib(t))]
+        for device in self.mig:
+            out += [(p, mib, device.gpu_instance) for p, mib in device.process_memory(t)]
+        return out
 
     def pci_info(self) -> Any:
         info = P.nvmlPciInfo_t()

@@ -7,13 +7,15 @@ hex form that drivers >= R470 print (`nvidia-smi -L` in the MIG captures).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agent.hw.fake_activity import Activity, CombinedActivity
 from agent.hw.fake_mig import EIGHTHS, PROFILES, Placed, layout
 from agent.hw.fake_models import GpuModel
+from agent.hw.fake_processes import FakeProcess, UnitProcesses
 from agent.hw.fake_scenario import GpuSpec
-from agent.hw.fake_workload import TICK, Workload, mix
+from agent.hw.fake_workload import TICK, Windows, Workload, mix
 from agent.hw.nvml import pynvml
 
 P = pynvml
@@ -32,15 +34,24 @@ class MigDevice:
     compute_instance = 0  # one compute instance spanning each GPU instance
 
     def __init__(
-        self, seed: int, gpu: int, index: int, placed: Placed, model: GpuModel, limit_w: float
+        self,
+        seed: int,
+        gpu: int,
+        index: int,
+        placed: Placed,
+        model: GpuModel,
+        limit_w: float,
+        jobs: UnitProcesses | None = None,
     ) -> None:
         self.gpu = gpu
         self.index = index
         self.profile = placed.profile
         self.gpu_instance = placed.gpu_instance
         self.model = model
+        self.jobs = jobs or UnitProcesses(seed, [])
         stream = 10_000 + 64 * gpu + placed.gpu_instance  # its own workload noise
-        self.work = Workload(placed.workload, model, seed, stream, limit_w, False)
+        windows = Windows(busy=self.jobs.busy_windows())
+        self.work = Workload(placed.workload, model, seed, stream, limit_w, False, windows)
         self.activity = Activity(self.work, mix(seed, stream, 0x61))
         self.uuid = uuid_from(mix(seed, gpu, placed.gpu_instance, 0x4D49), "MIG")
 
@@ -49,13 +60,22 @@ class MigDevice:
         return f"{self.model.name} MIG {self.profile.name}"  # as CUDA names MIG devices
 
     def memory_used_mib(self, t: float) -> int:
-        """Idle: the captured driver overhead; busy: the workload's share of the instance."""
+        """Idle: the captured driver overhead; busy: the workload's share of the instance;
+        job-driven: the overhead plus its processes' memory."""
         idle = self.profile.idle_used_mib
+        if self.jobs.driven:
+            return self.jobs.used_mib(t, self._job_mib(t), idle, self.profile.memory_mib)
         tick = self.work.tick(int(t // TICK))
         if self.work.profile == "idle":
             return idle
         share = tick.mem_used_mib / self.work.usable_mib
         return max(idle, int(share * self.profile.memory_mib))
+
+    def _job_mib(self, t: float) -> int:
+        return int(self.work.memory_share(int(t // TICK)) * self.profile.memory_mib)
+
+    def process_memory(self, t: float) -> list[tuple[FakeProcess, int | None]]:
+        return self.jobs.memory(t, self._job_mib(t))
 
     def attributes(self) -> Any:
         p = self.profile
@@ -65,12 +85,21 @@ class MigDevice:
 
 
 def mig_devices(
-    seed: int, gpu: int, spec: GpuSpec, model: GpuModel, limit_w: float
+    seed: int,
+    gpu: int,
+    spec: GpuSpec,
+    model: GpuModel,
+    limit_w: float,
+    jobs: Sequence[UnitProcesses] = (),
 ) -> list[MigDevice]:
+    """The MIG devices of a GPU; `jobs[i]`: the processes on MIG device i."""
     if not spec.mig:
         return []
     placed = layout(spec.mig, model.key, spec.workload, f"gpus[{gpu}].mig")
-    return [MigDevice(seed, gpu, i, p, model, limit_w) for i, p in enumerate(placed)]
+    return [
+        MigDevice(seed, gpu, i, p, model, limit_w, jobs[i] if i < len(jobs) else None)
+        for i, p in enumerate(placed)
+    ]
 
 
 def gpu_activity(

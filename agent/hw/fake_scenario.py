@@ -18,6 +18,8 @@ A scenario file (built-in ones live in `agent/hw/scenarios/<name>.yaml`)::
       - {kind: gpu_lost, gpu: 3, at: 60, until: 120}
       - {kind: xid, gpu: 3, at: 60, code: 79}           # `count: 1000` for a burst
       - {kind: events_unsupported, gpu: 7}              # event registration: NOT_SUPPORTED
+    jobs:                               # who runs where, when (see fake_jobs)
+      - {id: "1320003", scheduler: slurm-v2, gpus: [0, 1], start: 30, end: 900}
 
 Every problem raises `ScenarioError` with a one-line message naming its YAML path.
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from agent.hw.fake_jobs import JobSpec, Process, parse_jobs, parse_processes
 from agent.hw.fake_mig import MigSpec, parse_mig
 from agent.hw.fake_models import MODELS, model_names
 from agent.hw.fake_workload import WORKLOADS
@@ -48,6 +51,7 @@ __all__ = [
     "WORKLOADS",
     "Fault",
     "GpuSpec",
+    "JobSpec",
     "MigSpec",
     "Process",
     "Scenario",
@@ -82,13 +86,7 @@ _REQUIRED = {
 }
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
-_TOP_KEYS |= {"nvml_version", "gpus", "faults"}
-
-
-@dataclass(frozen=True)
-class Process:
-    pid: int
-    used_mib: int | None = None  # None: NVML reports the usage as not available
+_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs"}
 
 
 @dataclass(frozen=True)
@@ -143,6 +141,7 @@ class Scenario:
     cuda_driver_version: int = 12070
     nvml_version: str = ""
     faults: tuple[Fault, ...] = field(default=())
+    jobs: tuple[JobSpec, ...] = field(default=())  # see fake_jobs
 
     def faults_of(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
@@ -186,12 +185,14 @@ def _scenario(data: Any) -> Scenario:
         _fault(f, f"faults[{i}]", len(gpus))
         for i, f in enumerate(typed(top.get("faults", []), "faults", list))
     )
+    seed = typed(top.get("seed", 0), "seed", int)
+    jobs = parse_jobs(top.get("jobs", []), seed, [len(g.mig) for g in gpus])
     cuda = typed(top.get("cuda_driver_version", 12070), "cuda_driver_version", int)
     driver = typed(top.get("driver_version", "565.57.01"), "driver_version", str)
     return Scenario(
         name=typed(top["name"], "name", str),
         description=typed(top.get("description", ""), "description", str),
-        seed=typed(top.get("seed", 0), "seed", int),
+        seed=seed,
         driver_version=driver,
         cuda_driver_version=cuda,
         nvml_version=typed(
@@ -199,6 +200,7 @@ def _scenario(data: Any) -> Scenario:
         ),
         gpus=gpus,
         faults=faults,
+        jobs=jobs,
     )
 
 
@@ -236,7 +238,7 @@ def _gpu(raw: dict[str, Any], path: str) -> GpuSpec:
         mig=parse_mig(raw.get("mig", False), f"{path}.mig", model, workload),
         ecc=optional(raw.get("ecc"), f"{path}.ecc", bool),
         power_limit_w=_power_limit(raw.get("power_limit_w"), f"{path}.power_limit_w", model),
-        processes=_processes(raw.get("processes", []), f"{path}.processes"),
+        processes=parse_processes(raw.get("processes", []), f"{path}.processes"),
     )
 
 
@@ -246,21 +248,6 @@ def _power_limit(value: Any, path: str, model: str) -> int | None:
     if limit is not None and not low <= limit <= high:
         raise ScenarioError(f"{path}: {limit} outside {model}'s range {low}..{high} W")
     return limit
-
-
-def _processes(value: Any, path: str) -> tuple[Process, ...]:
-    out = []
-    for i, item in enumerate(typed(value, path, list)):
-        raw = mapping(item, f"{path}[{i}]", {"pid", "used_mib"})
-        if "pid" not in raw:
-            raise ScenarioError(f"{path}[{i}].pid: required")
-        out.append(
-            Process(
-                typed(raw["pid"], f"{path}[{i}].pid", int),
-                optional(raw.get("used_mib"), f"{path}[{i}].used_mib", int),
-            )
-        )
-    return tuple(out)
 
 
 def _fault(value: Any, path: str, gpu_count: int) -> Fault:

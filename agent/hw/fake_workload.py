@@ -17,6 +17,7 @@ from agent.hw.fake_models import MIB, GpuModel
 TICK = 1.0
 WORKLOADS = ("idle", "training", "inference", "memory-bound")
 CHUNK = 256
+IDLE_JOB_MEMORY_SHARE = 0.5  # assumed: a job on a GPU whose workload is `idle`
 NVLINK_LINK_BYTES_PER_S = 26.562e9  # per link, `nvidia-smi nvlink -s` in the H100/H800 captures
 _MASK = (1 << 64) - 1
 
@@ -55,10 +56,12 @@ class Tick:
 
 @dataclass(frozen=True)
 class Windows:
-    """Fault windows [at, until) that change the workload: thermal slowdown, degraded PCIe."""
+    """Windows [at, until) that change the workload: thermal slowdown, degraded PCIe, and for
+    a job-driven GPU the times its jobs compute (`busy`; None: always)."""
 
     thermal: tuple[tuple[float, float | None], ...] = ()
     pcie: tuple[tuple[float, float | None], ...] = ()
+    busy: tuple[tuple[float, float | None], ...] | None = None
 
     @staticmethod
     def hit(windows: tuple[tuple[float, float | None], ...], t: float) -> bool:
@@ -115,16 +118,30 @@ class Workload:
         return self._tick[1]
 
     def _compute(self, k: int) -> Tick:
+        busy = self.windows.busy
+        shape = self._shape(k) if busy is None or Windows.hit(busy, k * TICK) else None
+        return self._idle(k) if shape is None else self._busy(k, shape)
+
+    def _shape(self, k: int) -> tuple[int, int, float, float, float] | None:
         if self.profile == "training":
-            return self._busy(k, self._training(k))
+            return self._training(k)
         if self.profile == "inference":
-            return self._busy(k, self._inference(k))
+            return self._inference(k)
         if self.profile == "memory-bound":
-            return self._busy(k, self._memory_bound(k))
-        return self._idle(k)
+            return self._memory_bound(k)
+        return None
+
+    def memory_share(self, k: int) -> float:
+        """The share of usable memory the profile's work holds in tick k, even while it waits
+        (what an allocated job keeps); an `idle` profile's jobs hold IDLE_JOB_MEMORY_SHARE."""
+        shape = self._shape(k)
+        return IDLE_JOB_MEMORY_SHARE if shape is None else shape[3]
+
+    def idle_used_mib(self) -> int:
+        return self.model.mig_idle_used_mib if self.mig else int(self._u(0, 2) < 0.5)
 
     def _idle(self, k: int) -> Tick:
-        used = self.model.mig_idle_used_mib if self.mig else int(self._u(0, 2) < 0.5)
+        used = self.idle_used_mib()
         return Tick(
             0,
             0,

@@ -1,0 +1,146 @@
+"""The processes of a scenario's jobs: pids, start times, memory and their share of the GPU.
+
+Every job runs `processes_per_gpu` processes on each of its GPUs (or on MIG device `mig` of
+each). Pids are a pure function of (seed, job): a job's processes get nearby pids, as processes
+launched together do, in 10000..4000000 (`pid_max` is 4194304 on large hosts), distinct across
+the whole scenario. A process exists while its job is active (start <= t < end).
+
+A GPU (or MIG device) that some job names is *job-driven*: its workload runs only while a job
+that is not `idle` is active on it, and its memory used is a small idle baseline plus its
+processes' memory. Other GPUs run their workload all the time, as in scenarios without jobs.
+A process's memory is its job's `memory_mib`, else the unit's workload memory share split
+evenly among the processes active on it. Each tick, the unit's utilisation is split among its
+busy processes by a per-job weight with a little per-tick jitter (largest remainder, so the
+shares add up to the unit's utilisation exactly); idle jobs get nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.hw.fake_jobs import JobSpec, digest
+from agent.hw.fake_scenario import Scenario
+from agent.hw.fake_workload import TICK, unit
+
+PID_LOW, PID_HIGH = 10_000, 4_000_000
+HZ = 100  # USER_HZ: /proc/<pid>/stat counts clock ticks of 1/100 s
+Window = tuple[float, float | None]
+
+
+@dataclass(frozen=True)
+class FakeProcess:
+    """One process of a job on one GPU (or MIG device)."""
+
+    pid: int
+    job: JobSpec
+    gpu: int
+    mig: int | None  # MIG device index; None: the whole GPU
+    task: int  # its index among the job's processes (Slurm's task_<n>)
+    ppid: int  # the job's launcher (slurmstepd, containerd-shim, ...); not itself a GPU process
+    starttime: int  # /proc/<pid>/stat field 22: clock ticks after boot
+    weight: float  # its job's share of a GPU it shares, before jitter
+
+    def active(self, t: float) -> bool:
+        return self.job.active(t)
+
+
+def _int(data: bytes) -> int:
+    return int.from_bytes(data[:8], "big")
+
+
+def boot_ticks(seed: int) -> int:
+    """Uptime at simulated time 0 in clock ticks: the node booted 3 to 23 days earlier."""
+    return (3 * 86_400 + _int(digest(seed, "boot")) % (20 * 86_400)) * HZ
+
+
+@functools.lru_cache(maxsize=32)
+def scenario_processes(scenario: Scenario) -> tuple[FakeProcess, ...]:
+    """Every process of the scenario: legacy per-GPU `processes` first, then each job's."""
+    out = [
+        FakeProcess(
+            p.pid,
+            JobSpec(str(p.pid), "host", (gpu,), memory_mib=p.used_mib, user=0, legacy=True),
+            gpu,
+            None,
+            0,
+            1,
+            boot_ticks(scenario.seed) - 60 * HZ,
+            1.0,
+        )
+        for gpu, spec in enumerate(scenario.gpus)
+        for p in spec.processes
+    ]
+    taken = {p.pid for p in out}
+    for job in scenario.jobs:
+        out.extend(_job_processes(scenario.seed, job, taken))
+    return tuple(out)
+
+
+def _job_processes(seed: int, job: JobSpec, taken: set[int]) -> list[FakeProcess]:
+    h = _int(digest(seed, job.scheduler, job.id, "pids"))
+    base = PID_LOW + h % (PID_HIGH - PID_LOW - 10_000)
+    step = 2 + (h >> 40) % 6  # other threads and helpers take the pids in between
+    weight = 0.5 + unit(h, 0x57)
+    started = boot_ticks(seed) + round(job.start * HZ)
+    out = []
+    for n in range(len(job.gpus) * job.processes_per_gpu):
+        pid = base + 1 + n * step
+        while pid in taken:
+            pid += 1
+        taken.add(pid)
+        gpu = job.gpus[n // job.processes_per_gpu]
+        out.append(FakeProcess(pid, job, gpu, job.mig, n, base, started + 7 + 3 * n, weight))
+    return out
+
+
+class UnitProcesses:
+    """The processes of one GPU, or of one MIG device, and what they use."""
+
+    def __init__(self, seed: int, processes: Sequence[FakeProcess]) -> None:
+        self.seed = seed
+        self.processes = tuple(processes)
+        self.driven = any(not p.job.legacy for p in self.processes)
+
+    def busy_windows(self) -> tuple[Window, ...] | None:
+        """When the unit's workload runs: None for always (not job-driven)."""
+        if not self.driven:
+            return None
+        return tuple((p.job.start, p.job.end) for p in self.processes if not p.job.idle)
+
+    def at(self, t: float) -> list[FakeProcess]:
+        return [p for p in self.processes if p.active(t)]
+
+    def memory(self, t: float, workload_mib: int) -> list[tuple[FakeProcess, int | None]]:
+        """Processes active at t with their memory in MiB (None: NVML cannot tell)."""
+        active = self.at(t)
+        share = workload_mib // max(1, len(active))
+        return [
+            (p, p.job.memory_mib if p.job.memory_mib is not None or p.job.legacy else share)
+            for p in active
+        ]
+
+    def used_mib(self, t: float, workload_mib: int, baseline: int, capacity: int) -> int:
+        """What a job-driven unit reports as used: baseline plus its processes' memory."""
+        held = sum(mib or 0 for _, mib in self.memory(t, workload_mib))
+        return min(capacity, baseline + held)
+
+    def split(self, k: int, util: int) -> dict[int, int]:
+        """The unit's utilisation in tick k shared among its busy processes (pid -> percent)."""
+        busy = [p for p in self.processes if not p.job.idle and p.active(k * TICK)]
+        weights = [p.weight * (0.85 + 0.3 * unit(self.seed, p.pid, k)) for p in busy]
+        return dict(zip([p.pid for p in busy], shares(util, weights), strict=True))
+
+
+def shares(total: int, weights: Sequence[float]) -> list[int]:
+    """Integers proportional to weights that add up to total (largest remainder)."""
+    whole = sum(weights)
+    if not weights or whole <= 0:
+        return [0] * len(weights)
+    exact = [total * w / whole for w in weights]
+    out = [int(x) for x in exact]
+    order = sorted(range(len(exact)), key=lambda i: out[i] - exact[i])
+    for i in order[: total - sum(out)]:
+        out[i] += 1
+    return out
