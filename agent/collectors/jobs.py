@@ -4,7 +4,7 @@ Each cycle, every GPU process is traced through `/proc/<pid>/cgroup` to its job 
 Kubernetes pod, container, systemd unit or host); a scheduler's mapping directory can add jobs
 per GPU. Each GPU's energy since the last cycle is split among the jobs on it by their share of
 SM utilisation (equally when NVML gives no per-process samples), and the rest, on GPUs with no
-job, goes to `job="none"`: summed over jobs, the counters equal the GPUs' energy since the
+job, goes to `job_id="none"`: summed over jobs, the counters equal the GPUs' energy since the
 agent started. A job's counter is kept for `retention` after it was last seen.
 """
 
@@ -27,26 +27,26 @@ JOB_INFO = MetricSpec(
     "suanli_gpu_job_info",
     "gauge",
     "A job using the GPU (value 1); join on uuid.",
-    (*GPU, "scheduler", "job", "user", "namespace", "pod", "container"),
+    (*GPU, "scheduler", "job_id", "user", "namespace", "pod", "container"),
 )
 PROCESSES = MetricSpec("suanli_gpu_processes", "gauge", "Compute processes on the GPU.", GPU)
 JOB_MEMORY = MetricSpec(
     "suanli_job_gpu_memory_used_bytes",
     "gauge",
     "GPU memory held by the job's processes.",
-    (*GPU, "scheduler", "job"),
+    (*GPU, "scheduler", "job_id"),
 )
 JOB_ENERGY = MetricSpec(
     "suanli_job_gpu_energy_joules_total",
     "counter",
-    "GPU energy drawn by the job since the agent started (job=none: GPUs with no job).",
-    ("scheduler", "job"),
+    "GPU energy drawn by the job since the agent started (job_id=none: GPUs with no job).",
+    ("scheduler", "job_id"),
 )
 PROCESS_MEMORY = MetricSpec(
     "suanli_gpu_process_memory_used_bytes",
     "gauge",
     "GPU memory of one process (opt-in, capped).",
-    (*GPU, "pid", "scheduler", "job"),
+    (*GPU, "pid", "scheduler", "job_id"),
 )
 NONE = JobRef("none", "none")
 UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could not be read

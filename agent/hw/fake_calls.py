@@ -46,6 +46,8 @@ MIG_HANDLE_FUNCTIONS = frozenset(
         "nvmlDeviceGetComputeInstanceId",
         "nvmlDeviceGetAttributes",
         "nvmlDeviceGetAttributes_v2",
+        "nvmlDeviceGetComputeRunningProcesses",  # the MIG instance's own processes
+        "nvmlDeviceGetComputeRunningProcesses_v2",
     }
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from agent.hw.fake_mig import MAX_MIG_DEVICES
 from agent.hw.fake_mig_device import gpu_activity, mig_devices, uuid_from
 from agent.hw.fake_models import MODELS, Clocks
 from agent.hw.fake_processes import FakeProcess, UnitProcesses, scenario_processes
@@ -71,7 +72,10 @@ class FakeGpu:
         self.work = Workload(
             spec.workload, model, scenario.seed, index, self.limit_w, bool(spec.mig), windows
         )
-        units = [UnitProcesses(scenario.seed, [p for p in mine if p.mig == i]) for i in range(7)]
+        units = [
+            UnitProcesses(scenario.seed, [p for p in mine if p.mig == i])
+            for i in range(MAX_MIG_DEVICES)
+        ]
         self.mig = mig_devices(scenario.seed, index, spec, model, self.limit_w, units)
         self.activity = gpu_activity(scenario.seed, index, self.work, self.mig)
 
@@ -103,7 +107,9 @@ class FakeGpu:
 
     def processes(self, t: float) -> list[tuple[FakeProcess, int | None, int | None]]:
         """Processes running at t: (process, MiB or None, GPU instance id or None)."""
-        out = [(p, mib, None) for p, mib in self.jobs.memory(t, self._job_mib(t))]
+        out: list[tuple[FakeProcess, int | None, int | None]] = [
+            (p, mib, None) for p, mib in self.jobs.memory(t, self._job_mib(t))
+        ]
         for device in self.mig:
             out += [(p, mib, device.gpu_instance) for p, mib in device.process_memory(t)]
         return out

@@ -53,6 +53,8 @@ FUNCTIONS = frozenset(
         "nvmlDeviceGetNvLinkState",
         "nvmlDeviceGetFieldValues",
         "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetComputeRunningProcesses_v2",
+        "nvmlDeviceGetProcessUtilization",
         # events (fake_events)
         "nvmlEventSetCreate",
         "nvmlDeviceGetSupportedEventTypes",

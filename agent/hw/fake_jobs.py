@@ -223,8 +223,8 @@ def _comm(value: Any, path: str) -> str:
 
 def _container_fields(
     raw: dict[str, Any], path: str, layout: str, seed: int, job_id: str
-) -> dict[str, str]:
-    fields: dict[str, str] = {}
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     if layout in KUBERNETES or layout == "docker":
         fields["container_id"] = _matching(
             raw.get("container_id"), f"{path}.container_id", _HEX64, "64 lower-case hex digits"

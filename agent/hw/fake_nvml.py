@@ -3,8 +3,9 @@
 `FakeNvml(scenario, clock=None, sleep=time.sleep)` offers the pynvml functions listed in
 `fake_functions.FUNCTIONS` with the same names, parameters, return shapes (pynvml's own ctypes
 structs, lists and tuples), units (mW, mJ, bytes, MHz, %, KB/s, ns) and `NVMLError_*` classes.
-Events (XID) live in `fake_events`, GPM in `fake_gpm`, MIG in `fake_mig_api`; tests get GPM's
-ground truth from `FakeNvml.expected_activity`.
+Events (XID) live in `fake_events`, GPM in `fake_gpm`, MIG in `fake_mig_api`, processes and
+their utilisation in `fake_process_api` (jobs: `fake_jobs`; their procfs: `fake_procfs`, also
+as `FakeNvml.fake_procfs(root)`); tests get GPM's ground truth from `FakeNvml.expected_activity`.
 Every other pynvml attribute that is not a function (constants, error and struct classes) is
 forwarded to the real module; pynvml functions it does not implement raise AttributeError, so
 nothing ever reaches a real driver. Simulated time is `clock()` (default: seconds since creation).
@@ -21,7 +22,7 @@ from agent.hw.fake_events import EventsApi, FakeEventData
 from agent.hw.fake_fields import fill_field
 from agent.hw.fake_gpm import GpmApi
 from agent.hw.fake_mig_api import MigApi
-from agent.hw.fake_models import MIB
+from agent.hw.fake_process_api import ProcessApi
 from agent.hw.nvml import pynvml
 
 P = pynvml
@@ -29,7 +30,7 @@ P = pynvml
 __all__ = ["FakeEventData", "FakeHandle", "FakeMigHandle", "FakeNvml"]
 
 
-class FakeNvml(EventsApi, GpmApi, MigApi):
+class FakeNvml(EventsApi, GpmApi, MigApi, ProcessApi):
     """Stands in for the `pynvml` module. `calls` counts calls per function name."""
 
     # --- library and system ---------------------------------------------------------------
@@ -212,24 +213,6 @@ class FakeNvml(EventsApi, GpmApi, MigApi):
         if handle.spec.mig:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
         return [0, ENCODER_SAMPLING_US]
-
-    @device
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[Any]:
-        missing = P.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
-        out = []
-        for proc in handle.spec.processes:
-            used = missing if proc.used_mib is None else proc.used_mib * MIB
-            info = P.c_nvmlProcessInfo_v3_t(
-                proc.pid,
-                used,
-                P.NVML_VALUE_NOT_AVAILABLE_uint.value,
-                P.NVML_VALUE_NOT_AVAILABLE_uint.value,
-            )
-            obj = P.nvmlStructToFriendlyObject(info)
-            if obj.usedGpuMemory == missing:
-                obj.usedGpuMemory = None
-            out.append(obj)
-        return out
 
     # --- PCIe and reliability -------------------------------------------------------------
     @device

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from agent.hw.fake_jobs import JobSpec, digest
 from agent.hw.fake_scenario import Scenario
-from agent.hw.fake_workload import TICK, unit
+from agent.hw.fake_workload import TICK, Workload, unit
 
 PID_LOW, PID_HIGH = 10_000, 4_000_000
+SAMPLE_BUFFER_TICKS = 60  # how far back per-process samples reach (assumed driver buffer)
 HZ = 100  # USER_HZ: /proc/<pid>/stat counts clock ticks of 1/100 s
 Window = tuple[float, float | None]
 
@@ -44,6 +45,16 @@ class FakeProcess:
 
     def active(self, t: float) -> bool:
         return self.job.active(t)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A process's utilisation since a time: pid, last tick with SM activity, SM %, memory %."""
+
+    pid: int
+    tick: int
+    sm: int
+    mem: int
 
 
 def _int(data: bytes) -> int:
@@ -126,11 +137,31 @@ class UnitProcesses:
         held = sum(mib or 0 for _, mib in self.memory(t, workload_mib))
         return min(capacity, baseline + held)
 
-    def split(self, k: int, util: int) -> dict[int, int]:
-        """The unit's utilisation in tick k shared among its busy processes (pid -> percent)."""
+    def split(self, k: int, *totals: int) -> dict[int, tuple[int, ...]]:
+        """Each total (SM %, memory %) of tick k shared among the busy processes, by pid."""
         busy = [p for p in self.processes if not p.job.idle and p.active(k * TICK)]
         weights = [p.weight * (0.85 + 0.3 * unit(self.seed, p.pid, k)) for p in busy]
-        return dict(zip([p.pid for p in busy], shares(util, weights), strict=True))
+        parts = [shares(total, weights) for total in totals]
+        return {p.pid: tuple(part[i] for part in parts) for i, p in enumerate(busy)}
+
+    def samples(self, work: Workload, first: int, last: int) -> list[Sample]:
+        """Per-process utilisation over ticks first..last as NVML's driver reports it: the
+        mean over the ticks the process ran, for processes with some SM activity."""
+        sums: dict[int, list[int]] = {}  # pid -> [SM % sum, memory % sum, ticks, last busy tick]
+        for k in range(first, last + 1):
+            tick = work.tick(k)
+            for pid, (sm, mem) in self.split(k, tick.util, tick.mem_util).items():
+                entry = sums.setdefault(pid, [0, 0, 0, -1])
+                entry[0] += sm
+                entry[1] += mem
+                entry[2] += 1
+                if sm > 0:
+                    entry[3] = k
+        return [
+            Sample(pid, last_k, round(sm / n), round(mem / n))
+            for pid, (sm, mem, n, last_k) in sums.items()
+            if last_k >= 0
+        ]
 
 
 def shares(total: int, weights: Sequence[float]) -> list[int]:
