@@ -82,6 +82,12 @@ SECTIONS = (
             Measure("rss_max_mib", "RSS max during the soak", "MiB", 1),
             Measure("rss_after_load_mib", "RSS after the scrape-latency loops", "MiB", 1),
             Measure(
+                "retained_kib_per_100_cycles",
+                "memory kept across cycles, fake excluded (tracemalloc, in-process)",
+                "KiB/100 cycles",
+                1,
+            ),
+            Measure(
                 "agent_cpu_percent",
                 "agent CPU during the soak (1 s interval, 1 scrape/s)",
                 "% of a core",
@@ -129,6 +135,7 @@ TARGETS = (
     Target("scrape_seq_p50_ms", "h100-64", "a few ms (≤ 5 ms)", _at_most(5.0)),
     Target("rss_max_mib", None, "< 30 MiB", _at_most(30.0)),
     Target("rss_second_half_mib", None, "not growing (< 1 MiB)", _at_most(1.0)),
+    Target("retained_kib_per_100_cycles", None, "no leak (< 32 KiB/100 cycles)", _at_most(32.0)),
     Target("series", "h100-8", "≤ 600 series per 8-GPU node", _at_most(600)),
     Target("nvml_static_rereads", None, "0 static re-reads", _at_most(0)),
     Target("render_nvml_calls", None, "0 NVML calls per scrape", _at_most(0)),

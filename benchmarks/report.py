@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.inprocess import STATIC_FUNCTIONS
+from benchmarks.inprocess import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
 from benchmarks.machine import ROOT
 from benchmarks.metrics import MEASURES, SECTIONS, TARGETS, Measure
 
@@ -132,12 +132,13 @@ def nvml_section(run: Run) -> list[str]:
     functions: set[str] = set()
     for data in run["scenarios"].values():
         functions |= set(data["nvml_first"]) | set(data["nvml_steady"])
-    header = ["Function", "Static"]
+    header = ["Function", "Called"]
     for scenario in scenarios:
         header += [f"{scenario} cycle 1", f"{scenario} later, per cycle", "per GPU per cycle"]
     rows = []
-    for function in sorted(functions, key=lambda f: (f not in STATIC_FUNCTIONS, f)):
-        row = [f"`{function}`", "yes" if function in STATIC_FUNCTIONS else ""]
+    order = {"once": 0, "every cycle": 1, "event thread": 2}
+    for function in sorted(functions, key=lambda f: (order[_kind(f)], f)):
+        row = [f"`{function}`", _kind(function)]
         for scenario in scenarios:
             data = run["scenarios"][scenario]
             gpus = data["metrics"]["gpus"]
@@ -149,6 +150,14 @@ def nvml_section(run: Run) -> list[str]:
             ]
         rows.append(row)
     return table(header, rows)
+
+
+def _kind(function: str) -> str:
+    if function in STATIC_FUNCTIONS:
+        return "once"
+    if function in BACKGROUND_FUNCTIONS:
+        return "event thread"
+    return "every cycle"
 
 
 def profile_section(run: Run, kind: str, limit: int = 8) -> list[str]:
@@ -163,6 +172,23 @@ def profile_section(run: Run, kind: str, limit: int = 8) -> list[str]:
         rows.append(row)
     header = [part for s in scenarios for part in (f"{s}: module", "own time")]
     return table(header, rows)
+
+
+def memory_section(run: Run) -> list[str]:
+    """RSS by import step, then the site that kept most memory across cycles per scenario."""
+    steps = run.get("import_rss", [])
+    lines = table(
+        ("Step (imports, cumulative)", "RSS MiB", "added MiB"),
+        ((label, f"{rss:.1f}", f"+{added:.1f}") for label, rss, added in steps),
+    )
+    header = ("Scenario", "kept across cycles, fake excluded", "site that grew most in both")
+    return [*lines, "", *table(header, (_retained_row(run, s) for s in run["scenarios"]))]
+
+
+def _retained_row(run: Run, scenario: str) -> tuple[str, str, str]:
+    kept = number(value(run, scenario, "retained_kib_per_100_cycles"), 1)
+    site = run["scenarios"][scenario].get("retained_top_site", "-")
+    return scenario, f"{kept} KiB/100 cycles", f"`{site}`"
 
 
 HISTORY_COLUMNS = (

@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import argparse
 import signal
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
-from benchmarks import inprocess, machine, scrape
+from benchmarks import inprocess, machine, memory, scrape
 from benchmarks.agent_process import AgentProcess
 from benchmarks.doc import write_doc
 from benchmarks.metrics import SECTIONS
@@ -36,10 +36,16 @@ class Counts:
     cycles: int
     render_repeats: int
     profile_repeats: int
+    retained_gpu_cycles: int  # tracemalloc stretch length, in GPU-cycles (8 GPUs x 200 cycles)
+
+    def retained_cycles(self, gpus: int) -> int:
+        return max(5, self.retained_gpu_cycles // gpus)
 
 
-FULL = Counts(requests=1000, cycles=100, render_repeats=30, profile_repeats=20)
-QUICK = Counts(requests=200, cycles=10, render_repeats=5, profile_repeats=3)
+FULL = Counts(
+    requests=1000, cycles=100, render_repeats=30, profile_repeats=20, retained_gpu_cycles=1600
+)
+QUICK = Counts(requests=200, cycles=10, render_repeats=5, profile_repeats=3, retained_gpu_cycles=80)
 
 
 def say(message: str) -> None:
@@ -60,11 +66,20 @@ def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, A
         render_profile = inprocess.profile_first_render(agent, counts.profile_repeats)
     finally:
         agent.sampler.stop()
+    say(f"{scenario}: memory retained across cycles (tracemalloc)")
+    retained = inprocess.measure_retained(
+        scenario, warmup=10, cycles=counts.retained_cycles(cycles.gpus)
+    )
     if show_profile:
         print_profile(f"{scenario} collect()", cycle_profile)
         print_profile(f"{scenario} first render", render_profile)
     return {
-        "metrics": {**cycle_metrics(cycles, cycle_profile), **render_metrics(render)},
+        "metrics": {
+            **cycle_metrics(cycles, cycle_profile),
+            **render_metrics(render),
+            "retained_kib_per_100_cycles": retained.kib_per_100_cycles,
+        },
+        "retained_top_site": retained.top_site,
         "nvml_first": cycles.calls_first,
         "nvml_steady": cycles.calls_steady,
         "profile_cycle": _rounded(cycle_profile.shares),
@@ -183,15 +198,23 @@ def bench(scenario: str, counts: Counts, soak_s: float, show_profile: bool) -> d
 def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = QUICK if args.quick else FULL
     if args.requests:
-        counts = Counts(args.requests, counts.cycles, counts.render_repeats, counts.profile_repeats)
+        counts = replace(counts, requests=args.requests)
+    date, commit = machine.utc_now(), machine.git_commit()
+    say("RSS after each import, in a fresh interpreter")
+    imports = memory.import_rss()
     scenarios = {name: bench(name, counts, args.soak, args.profile) for name in args.scenarios}
+    commit_at_end = machine.git_commit()
+    if commit_at_end != commit:
+        say(f"warning: the code changed during the run ({commit} -> {commit_at_end})")
+        commit = f"{commit} -> {commit_at_end}"
     return {
-        "date": machine.utc_now(),
-        "commit": machine.git_commit(),
+        "date": date,
+        "commit": commit,
         "machine": machine.describe(),
         "quick": args.quick,
         "soak_s": args.soak,
         "counts": {**asdict(counts), "clients": CLIENTS},
+        "import_rss": imports,
         "scenarios": scenarios,
     }
 
