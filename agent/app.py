@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,16 +48,24 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
     return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
 
 
-def job_accounting(jobs: JobsCollectorConfig) -> JobAccounting:
+def job_accounting(jobs: JobsCollectorConfig, nvml: Any) -> JobAccounting:
+    """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
+    procfs, before_read = jobs.procfs, None
+    if nvml is not pynvml:
+        from agent.hw.fake_procfs import FakeProcfs
+
+        procfs = tempfile.mkdtemp(prefix="suanli-fake-proc-")
+        atexit.register(shutil.rmtree, procfs, ignore_errors=True)
+        before_read = FakeProcfs(nvml.scenario, procfs, clock=nvml.now).sync
     options = JobsOptions(
-        procfs=jobs.procfs,
+        procfs=procfs,
         host_root=jobs.host_root,
         hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
         retention_seconds=jobs.retention,
         per_process=jobs.per_process,
         per_process_limit=jobs.per_process_limit,
     )
-    return JobAccounting(options)
+    return JobAccounting(options, before_read=before_read)
 
 
 def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> Agent:
@@ -79,7 +90,7 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
         )
         health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
         options = GpuOptions(detail=gpu.detail, health=health)
-        accounting = job_accounting(jobs) if jobs.enabled else None
+        accounting = job_accounting(jobs, module) if jobs.enabled else None
         collectors.append(GpuCollector(backend, options, jobs=accounting))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)

@@ -7,7 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_procfs import FakeProcfs
 from agent.hw.fake_scenario import Scenario, load_scenario, parse_scenario
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
@@ -33,6 +35,7 @@ class Node:
     scenario: Scenario
     detail: bool = False
     xid_events: bool = True
+    jobs_procfs: str = ""  # a folder for the simulated procfs: turns job accounting on
     clock: SimClock = field(default_factory=SimClock)
 
     def __post_init__(self) -> None:
@@ -41,7 +44,12 @@ class Node:
         self.backend = NvmlBackend(
             self.gateway, BackendOptions(xid_events=self.xid_events, xid_wait_ms=50), self.clock
         )
-        self.collector = GpuCollector(self.backend, GpuOptions(detail=self.detail))
+        jobs = None
+        if self.jobs_procfs:
+            procfs = FakeProcfs(self.scenario, self.jobs_procfs, clock=self.clock)
+            options = JobsOptions(procfs=self.jobs_procfs, host_root="", retention_seconds=1e9)
+            jobs = JobAccounting(options, clock=self.clock, before_read=procfs.sync)
+        self.collector = GpuCollector(self.backend, GpuOptions(detail=self.detail), jobs=jobs)
         OPEN_NODES.append(self)
 
     def close(self) -> None:
@@ -72,10 +80,12 @@ def close_nodes() -> None:
         OPEN_NODES.pop().close()
 
 
-def node(scenario: str, detail: bool = False, xid_events: bool = True) -> Node:
+def node(
+    scenario: str, detail: bool = False, xid_events: bool = True, jobs_procfs: str = ""
+) -> Node:
     """A node running a built-in scenario, or a scenario given as YAML text."""
     loaded = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
-    return Node(loaded, detail, xid_events)
+    return Node(loaded, detail, xid_events, jobs_procfs)
 
 
 def as_series(samples: list[Sample]) -> Series:

@@ -381,7 +381,7 @@ def test_processes_are_pynvml_friendly_objects() -> None:
     )
     procs = nv.nvmlDeviceGetComputeRunningProcesses(nv.nvmlDeviceGetHandleByIndex(0))
     assert [(p.pid, p.usedGpuMemory) for p in procs] == [(11345, 15690 * MIB), (11327, None)]
-    nv, _ = started("h100-8")
+    nv, _ = started("idle-8")
     assert nv.nvmlDeviceGetComputeRunningProcesses(nv.nvmlDeviceGetHandleByIndex(0)) == []
 
 

@@ -107,6 +107,8 @@ def _calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
             yield "nvmlDeviceGetTotalEccErrors", (handle, error, counter), {}
     yield "nvmlDeviceGetNvLinkState", (handle, 0), {}
     yield "nvmlDeviceGetFieldValues", (handle, [nv.NVML_FI_DEV_MEMORY_TEMP, (139, 1)]), {}
+    for since in (0, nv.epoch_us + 9_000_000, 1 << 63):  # every sample, the last second's, none
+        yield "nvmlDeviceGetProcessUtilization", (handle, since), {}
     yield from _event_calls(nv, handle)
     yield from _gpm_calls(nv, handle)
     yield from _mig_calls(nv, handle)
@@ -174,6 +176,7 @@ def _all_outcomes() -> list[tuple[str, Any]]:
 
 
 OUTCOMES = _all_outcomes()
+_PROCESS_FIELDS = [name for name, _ in pynvml.c_nvmlProcessInfo_v3_t._fields_]
 
 
 def test_every_function_is_exercised() -> None:
@@ -193,7 +196,7 @@ def test_every_error_raised_is_the_pynvml_class_for_its_code() -> None:
 
 
 def test_every_struct_returned_is_the_pynvml_class_of_that_name() -> None:
-    structs = processes = 0
+    structs = processes = samples = 0
     for name, out in OUTCOMES:
         if isinstance(out, BaseException):
             continue
@@ -202,11 +205,17 @@ def test_every_struct_returned_is_the_pynvml_class_of_that_name() -> None:
             assert getattr(pynvml, type(out).__name__) is type(out), name
         elif name == "nvmlDeviceGetFieldValues":
             assert out._type_ is pynvml.c_nvmlFieldValue_t
-        elif name == "nvmlDeviceGetComputeRunningProcesses":
+        elif name.startswith("nvmlDeviceGetComputeRunningProcesses"):
             assert all(isinstance(p, pynvml.nvmlFriendlyObject) for p in out)
+            assert all(set(vars(p)) == set(_PROCESS_FIELDS) for p in out)
             processes += len(out)
+        elif name == "nvmlDeviceGetProcessUtilization":
+            assert type(out) is list
+            assert all(type(s) is pynvml.c_nvmlProcessUtilizationSample_t for s in out)
+            samples += len(out)
     assert structs > 0
     assert processes > 0
+    assert samples > 0
 
 
 def test_return_shapes_follow_pynvml() -> None:

@@ -134,9 +134,10 @@ def test_ended_jobs_are_forgotten_after_the_retention_and_counters_never_drop() 
 
 def test_a_gpu_energy_counter_reset_is_not_billed_to_anyone() -> None:
     jobs = JobAccounting(JobsOptions(procfs=str(PROC)))
-    jobs.samples(snapshot(reading(0, 5000.0, proc(SLURM))))
+    first = as_series(jobs.samples(snapshot(reading(0, 5000.0, proc(SLURM)))))
+    assert energy(first) == {("slurm", "1320003"): 0.0}, "a job's counter starts at 0"
     series = as_series(jobs.samples(snapshot(reading(0, 10.0, proc(SLURM)))))
-    assert energy(series) == {}
+    assert energy(series) == {("slurm", "1320003"): 0.0}
 
 
 def test_per_process_series_are_opt_in_and_capped(tmp_path: Path) -> None:
@@ -178,3 +179,22 @@ def test_a_pod_gets_its_namespace_name_and_container_from_the_runtime(tmp_path: 
         "qwen-72b-infer-7d9f8",
         "vllm",
     )
+
+
+def test_energy_is_conserved_over_an_hour_of_jobs_starting_and_ending(tmp_path: Path) -> None:
+    from tests.gpu_helpers import by_gpu, node
+
+    gpus = node("jobs-churn", xid_events=False, jobs_procfs=str(tmp_path / "proc"))
+    start = by_gpu(gpus.at(0.0), "suanli_gpu_energy_joules_total")
+    jobs_seen: set[tuple[str, ...]] = set()
+    for t in range(15, 3601, 15):
+        series = gpus.at(float(t))
+        jobs_seen |= {k[2:4] for (n, k) in series if n == "suanli_gpu_job_info"}
+    end = by_gpu(series, "suanli_gpu_energy_joules_total")
+    drawn = sum(end[g] - start[g] for g in start)
+    billed = energy(series)
+    assert sum(billed.values()) == pytest.approx(drawn, rel=1e-3)
+    assert billed[("none", "none")] > 0, "GPUs sat idle between jobs"
+    assert {("slurm", "3001001"), ("slurm", "3001017"), ("slurm", "3001018")} <= jobs_seen
+    assert {k for k in billed if k != ("none", "none")} == jobs_seen
+    assert billed[("slurm", "3001001")] > billed[("slurm", "3001044")], "an idle job draws little"

@@ -164,9 +164,9 @@ class JobAccounting:
             return
         previous = self._energy_seen.get(uuid)
         self._energy_seen[uuid] = joules
-        if previous is None or joules < previous:  # first sight, or a reset counter
-            return
-        for key, share in split(joules - previous, {k: u.sm for k, u in usage.items()}).items():
+        # first sight (counters start at 0, so increase() sees the first interval), or a reset
+        delta = 0.0 if previous is None or joules < previous else joules - previous
+        for key, share in split(delta, {k: u.sm for k, u in usage.items()}).items():
             self._job_joules[key] += share
             self._last_seen[key] = now
 

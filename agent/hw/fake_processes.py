@@ -137,9 +137,13 @@ class UnitProcesses:
         held = sum(mib or 0 for _, mib in self.memory(t, workload_mib))
         return min(capacity, baseline + held)
 
+    def busy(self, k: int) -> list[FakeProcess]:
+        """The processes that compute in tick k (their job is active and not idle)."""
+        return [p for p in self.processes if not p.job.idle and p.active(k * TICK)]
+
     def split(self, k: int, *totals: int) -> dict[int, tuple[int, ...]]:
         """Each total (SM %, memory %) of tick k shared among the busy processes, by pid."""
-        busy = [p for p in self.processes if not p.job.idle and p.active(k * TICK)]
+        busy = self.busy(k)
         weights = [p.weight * (0.85 + 0.3 * unit(self.seed, p.pid, k)) for p in busy]
         parts = [shares(total, weights) for total in totals]
         return {p.pid: tuple(part[i] for part in parts) for i, p in enumerate(busy)}
@@ -148,7 +152,9 @@ class UnitProcesses:
         """Per-process utilisation over ticks first..last as NVML's driver reports it: the
         mean over the ticks the process ran, for processes with some SM activity."""
         sums: dict[int, list[int]] = {}  # pid -> [SM % sum, memory % sum, ticks, last busy tick]
-        for k in range(first, last + 1):
+        for k in range(first, last + 1) if self.processes else ():
+            if not self.busy(k):
+                continue
             tick = work.tick(k)
             for pid, (sm, mem) in self.split(k, tick.util, tick.mem_util).items():
                 entry = sums.setdefault(pid, [0, 0, 0, -1])

@@ -1,4 +1,4 @@
-"""A fake procfs for a scenario's jobs: `<root>/<pid>/{cgroup,stat,comm}` of running processes.
+"""A fake procfs for a scenario's jobs: `<root>/<pid>/{cgroup,stat,comm,status}` of processes.
 
 `write_procfs(scenario, root, t)` makes the tree under `root` match simulated time t: a
 directory per process of every job active at t, and none for other pids (a process whose job
@@ -19,7 +19,8 @@ does the same at `clock()` and skips the work when the set of processes has not 
 - kubernetes-v1: the 11 controllers of k8s-v1-cgroupfs-docker, `/kubepods/<qos>/pod<uid>/<id>`;
 - docker: `0::/system.slice/docker-<id>.scope`; systemd: `0::/system.slice/<unit>` (not
   captured verbatim); host: `0::/user.slice/user-<uid>.slice/session-<n>.scope` (ssh login).
-`stat` is a 52-field Linux line whose field 22 (starttime) is boot + job start + a few ticks.
+`stat` is a 52-field Linux line whose field 22 (starttime) is boot + job start + a few ticks;
+`status` has the identity lines (Uid: the job's `user`, which Slurm v2 paths do not carry).
 """
 
 from __future__ import annotations
@@ -118,10 +119,46 @@ def stat_text(proc: FakeProcess) -> str:
     return f"{head} {tail}\n"
 
 
+def status_text(proc: FakeProcess) -> str:
+    """The identity lines of /proc/<pid>/status (a subset: no Vm*, Sig*, Cap* lines). A
+    container's process also has its pid in the container's namespace (NSpid's second value)."""
+    uid, pid, threads = proc.job.user, proc.pid, stat_text(proc).split()[19]
+    inner = (
+        f"\t{1 + 2 * proc.task}"
+        if proc.job.scheduler in ("kubernetes", "kubernetes-v1", "docker")
+        else ""
+    )
+    lines = (
+        f"Name:\t{proc.job.comm}",
+        "Umask:\t0022",
+        "State:\tS (sleeping)",
+        f"Tgid:\t{pid}",
+        "Ngid:\t0",
+        f"Pid:\t{pid}",
+        f"PPid:\t{proc.ppid}",
+        "TracerPid:\t0",
+        f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}",
+        f"Gid:\t{uid}\t{uid}\t{uid}\t{uid}",
+        "FDSize:\t256",
+        f"Groups:\t{uid} ",
+        f"NStgid:\t{pid}{inner}",
+        f"NSpid:\t{pid}{inner}",
+        f"NSpgid:\t{pid}{inner}",
+        f"NSsid:\t{proc.ppid}",
+        f"Threads:\t{threads}",
+    )
+    return "".join(line + "\n" for line in lines)
+
+
 def process_files(proc: FakeProcess, seed: int) -> dict[str, str]:
     """File name -> content of one process's directory, `stat` last."""
     comm = proc.job.comm + "\n"
-    return {"comm": comm, "cgroup": cgroup_text(proc, seed), "stat": stat_text(proc)}
+    return {
+        "comm": comm,
+        "status": status_text(proc),
+        "cgroup": cgroup_text(proc, seed),
+        "stat": stat_text(proc),
+    }
 
 
 def write_procfs(scenario: Scenario, root: str | Path, t: float) -> None:
