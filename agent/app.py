@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.collectors.base import Collector
@@ -50,16 +51,18 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
 
 def job_accounting(jobs: JobsCollectorConfig, nvml: Any) -> JobAccounting:
     """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
-    procfs, before_read = jobs.procfs, None
+    procfs, host_root, before_read = jobs.procfs, jobs.host_root, None
     if nvml is not pynvml:
-        from agent.hw.fake_procfs import FakeProcfs
+        from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
 
-        procfs = tempfile.mkdtemp(prefix="suanli-fake-proc-")
-        atexit.register(shutil.rmtree, procfs, ignore_errors=True)
+        host_root = tempfile.mkdtemp(prefix="suanli-fake-host-")
+        atexit.register(shutil.rmtree, host_root, ignore_errors=True)
+        procfs = str(Path(host_root) / "proc")
+        write_runtime_state(nvml.scenario, host_root)
         before_read = FakeProcfs(nvml.scenario, procfs, clock=nvml.now).sync
     options = JobsOptions(
         procfs=procfs,
-        host_root=jobs.host_root,
+        host_root=host_root,
         hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
         retention_seconds=jobs.retention,
         per_process=jobs.per_process,

@@ -25,6 +25,7 @@ does the same at `clock()` and skips the work when the set of processes has not 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -161,6 +162,9 @@ def process_files(proc: FakeProcess, seed: int) -> dict[str, str]:
     }
 
 
+CONTAINERD_TASKS = "run/containerd/io.containerd.runtime.v2.task/k8s.io"
+
+
 def write_procfs(scenario: Scenario, root: str | Path, t: float) -> None:
     """Make `root` hold the procfs entries of the processes running at simulated time t."""
     FakeProcfs(scenario, root).sync(t)
@@ -206,3 +210,22 @@ def _write_if_changed(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def write_runtime_state(scenario: Scenario, host_root: str | Path) -> None:
+    """containerd's OCI bundle of each simulated Kubernetes container, with the annotations the
+    CRI plugin writes there, so the agent can name namespace, pod and container."""
+    for job in scenario.jobs:
+        if not job.scheduler.startswith("kubernetes") or not job.container_id:
+            continue
+        bundle = Path(host_root) / CONTAINERD_TASKS / job.container_id
+        bundle.mkdir(parents=True, exist_ok=True)
+        annotations = {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": job.pod_uid.replace("-", ""),
+            "io.kubernetes.cri.sandbox-namespace": job.namespace or "default",
+            "io.kubernetes.cri.sandbox-name": job.pod or job.id,
+            "io.kubernetes.cri.container-name": job.comm,
+        }
+        document = {"ociVersion": "1.1.0", "annotations": annotations}
+        _write_if_changed(bundle / "config.json", json.dumps(document, indent=1))
