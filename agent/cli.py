@@ -103,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"suanli-agent: config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    from agent.hw.fake_scenario import ScenarioError, load_scenario
+    if config.backend == "fake":  # the simulator is imported only when it is asked for
+        from agent.hw.fake_scenario import ScenarioError, load_scenario
 
-    try:
-        if config.backend == "fake":
+        try:
             load_scenario(config.fake_scenario)
-    except ScenarioError as err:
-        print(f"suanli-agent: config: fake_scenario: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+        except ScenarioError as err:
+            print(f"suanli-agent: config: fake_scenario: {err}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.check_config:
         print(f"suanli-agent: configuration OK ({source})")
         return EXIT_OK

@@ -170,6 +170,7 @@ class FakeNvmlBase:
         value = getattr(pynvml, name)
         if inspect.isfunction(value) and name not in _PURE_HELPERS:
             raise AttributeError(f"FakeNvml does not implement pynvml.{name}")
+        setattr(self, name, value)  # later lookups find it without coming here
         return value
 
     def now(self) -> float:

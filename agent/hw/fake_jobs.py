@@ -25,12 +25,12 @@ are host processes that run for the whole scenario (`legacy_processes`).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.hw.fake_workload import mix
 from agent.hw.fake_yaml import ScenarioError, kind_of, mapping, number, optional, typed
 
 LAYOUTS = ("slurm-v1", "slurm-v2", "kubernetes", "kubernetes-v1", "docker", "systemd", "host")
@@ -93,8 +93,10 @@ class JobSpec:
 
 
 def digest(seed: int, *parts: str) -> bytes:
-    """A stable hash of the seed and strings (Python's own hash() is salted per run)."""
-    return hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
+    """32 stable bytes from the seed and strings (Python's own hash() is salted per run).
+    Not hashlib: importing it loads OpenSSL, about 3 MiB the simulator would add to the RSS."""
+    data = ":".join((str(seed), *parts)).encode()
+    return b"".join(mix(word, *data).to_bytes(8, "big") for word in range(4))
 
 
 def derived_uuid(seed: int, job_id: str) -> str:

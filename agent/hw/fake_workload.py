@@ -100,7 +100,7 @@ class Workload:
         """unit(seed, gpu, k, stream), with the (seed, gpu, k) part hashed once per tick."""
         base = self._bases.get(k)
         if base is None:
-            if len(self._bases) > 4096:
+            if len(self._bases) > 64:  # a tick asks for a few neighbouring k only
                 self._bases.clear()
             base = self._bases[k] = mix(self._prefix, k)
         return (mix(base, stream) >> 11) / float(1 << 53)
