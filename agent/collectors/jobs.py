@@ -85,6 +85,7 @@ class JobAccounting:
             HpcJobMapping(options.hpc_job_mapping_dir) if options.hpc_job_mapping_dir else None
         )
         self._pods = PodNameResolver(options.host_root) if options.host_root else None
+        self._containers_now: set[str] = set()
         self._energy_seen: dict[str, float] = {}
         self._job_joules: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._last_seen: dict[tuple[str, str], float] = {}
@@ -99,11 +100,14 @@ class JobAccounting:
         mapped = self._mapping.jobs() if self._mapping is not None else {}
         now = self._clock()
         samples: list[Sample] = []
+        self._containers_now = set()
         for reading in snapshot.readings:
             if reading.up and reading.processes is not None:
                 usage = self._usage(reading, mapped.get(reading.device.index, []))
                 samples += self._gpu_samples(reading, usage)
                 self._account_energy(reading, usage, now)
+        if self._pods is not None:
+            self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
         return samples + self._energy_samples(now)
 
     def _usage(self, reading: GpuReading, mapped_jobs: list[str]) -> dict[tuple[str, str], _Usage]:
@@ -123,6 +127,7 @@ class JobAccounting:
         """A pod's namespace, name and container name, where the runtime's files tell them."""
         if ref.scheduler != "kubernetes" or not ref.container or self._pods is None:
             return ref
+        self._containers_now.add(ref.container)
         names = self._pods.lookup(ref.container)
         if names is None:
             return ref
