@@ -220,3 +220,18 @@ gpus: {model: RTX-4090, count: 1, workload: inference}
     assert keyed(series, "suanli_gpu_ecc_errors_total") == {}
     assert keyed(series, "suanli_gpu_nvlink_links") == {}
     assert keyed(series, "suanli_gpu_temperature_celsius")["0"].keys() == {"gpu"}
+
+
+def test_a_refused_device_count_reads_as_nvml_down_and_is_retried() -> None:
+    gpus = node(
+        """
+name: count-refused
+gpus: {model: H100-SXM5-80GB, count: 2, workload: training}
+faults:
+  - {kind: error_storm, functions: [nvmlDeviceGetCount], at: 0, until: 30}
+"""
+    )
+    early = gpus.at(10.0)
+    assert early[("suanli_nvml_up", ())] == 0.0
+    assert early[("suanli_nvml_errors_total", ("nvmlDeviceGetCount", "Unknown"))] == 1.0
+    assert by_gpu(gpus.at(40.0), "suanli_gpu_up") == {"0": 1.0, "1": 1.0}

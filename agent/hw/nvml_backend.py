@@ -69,6 +69,9 @@ class NvmlBackend:
             if self._generation != self.gw.generation:
                 self._discover()
             readings = [self._read_one(index) for index in range(self._count)]
+        except NVMLError as err:  # e.g. the device count refused: discovery is retried next cycle
+            self.gw.log_once("discover", f"NVML cannot list the GPUs: {err}")
+            return self._down()
         except NvmlUnavailable:
             return self._down()
         return GpuSnapshot(
