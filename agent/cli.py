@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__, logs
 from agent.config import (
@@ -23,6 +23,9 @@ from agent.config import (
     parse_listen_address,
     with_overrides,
 )
+
+if TYPE_CHECKING:
+    from agent.webconfig import WebConfig
 
 log = logging.getLogger("agent")
 
@@ -69,6 +72,13 @@ def parser() -> argparse.ArgumentParser:
         help="use the simulated NVML: a built-in scenario name (h100-8, a100-mig, "
         "mixed-faults, ...) or a scenario YAML file",
     )
+    p.add_argument(
+        "--web-config",
+        metavar="FILE",
+        type=Path,
+        help="TLS, client certificates and basic auth, in the exporter-toolkit web config "
+        "format node_exporter reads with --web.config.file",
+    )
     p.add_argument("--version", action="version", version=f"suanli-agent {__version__}")
     return p
 
@@ -95,6 +105,15 @@ def load_config(args: argparse.Namespace) -> tuple[Config, str]:
     return with_overrides(config, _overrides(args)), str(path or "built-in defaults")
 
 
+def load_web_config(args: argparse.Namespace) -> WebConfig | None:
+    """The `--web-config` file, validated (certificates loaded), or None. Raises ConfigError."""
+    if args.web_config is None:
+        return None
+    from agent import webconfig  # bcrypt, and ssl when TLS is on: only when asked for
+
+    return webconfig.load(args.web_config)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -102,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         for problem in err.problems:
             print(f"suanli-agent: config: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        web = load_web_config(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"suanli-agent: web-config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if config.backend == "fake":  # the simulator is imported only when it is asked for
         from agent.hw.fake_scenario import ScenarioError, load_scenario
@@ -112,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"suanli-agent: config: fake_scenario: {err}", file=sys.stderr)
             return EXIT_CONFIG
     if args.check_config:
-        print(f"suanli-agent: configuration OK ({source})")
+        also = f", web config {args.web_config}" if web is not None else ""
+        print(f"suanli-agent: configuration OK ({source}{also})")
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
     from agent.app import build
@@ -124,4 +150,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     from agent.runner import run
 
-    return run(agent, parse_listen_address(config.listen_address))
+    return run(agent, parse_listen_address(config.listen_address), web=web)

@@ -2,6 +2,8 @@
 
 One thread per connection, each with a socket timeout, so a slow or idle client holds only its
 own thread and no scrape waits on another: scrapes read an immutable snapshot and shared bytes.
+With `--web-config` (agent.webconfig), the TLS handshake also runs in the connection's thread
+(never in the accept loop, see agent.tls), and basic auth guards every path.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.exposition import Renderer
 from agent.sampler import Snapshot
+
+if TYPE_CHECKING:
+    from agent.basicauth import BasicAuth
+    from agent.webconfig import WebConfig
 
 # http.server imports http.client, which imports ssl only to offer HTTPS client connections we
 # never make; loading OpenSSL costs about 4 MiB of resident memory. Hide ssl during this one
@@ -72,6 +78,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if not self._authorized():
+            return
         if path == "/metrics":
             self._metrics()
         elif path == "/healthz":
@@ -88,6 +96,15 @@ class Handler(BaseHTTPRequestHandler):
             self.do_GET()
         finally:
             self._head_only = False  # the next request on this keep-alive connection is a GET
+
+    def _authorized(self) -> bool:
+        """With basic auth configured every path needs it; else 401 and no data."""
+        auth = self.server.auth
+        if auth is None or auth.check(self.headers.get("Authorization")):
+            return True
+        body = b"Unauthorized\n"
+        self._send(401, body, "text/plain; charset=utf-8", {"WWW-Authenticate": "Basic"})
+        return False
 
     def _metrics(self) -> None:
         snapshot = self.server.state.latest()
@@ -112,6 +129,11 @@ class Handler(BaseHTTPRequestHandler):
         if not getattr(self, "_head_only", False):
             self.wfile.write(body)
 
+    def end_headers(self) -> None:
+        for name, value in self.server.extra_headers:
+            self.send_header(name, value)
+        super().end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -121,11 +143,40 @@ class AgentHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], state: AgentState) -> None:
+    def __init__(
+        self, address: tuple[str, int], state: AgentState, web: WebConfig | None = None
+    ) -> None:
         host = address[0]
         self.address_family = socket.AF_INET6 if ":" in host or host == "" else socket.AF_INET
         self.state = state
+        self.web = web
+        self.auth: BasicAuth | None = web.basic_auth() if web else None
+        self.extra_headers = web.headers if web else ()
         super().__init__((host or "::", address[1]), Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """In the connection's own thread: the TLS handshake (when enabled), then the requests."""
+        if self.web is None or self.web.context is None:
+            super().finish_request(request, client_address)
+            return
+        from agent.tls import accept
+
+        allowed = self.web.tls.client_allowed_sans if self.web.tls else ()
+        conn = accept(self.web.context, request, allowed)
+        if conn is None:
+            return
+        try:
+            Handler(conn, client_address, self)
+        finally:
+            self.shutdown_request(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or times out is routine: no traceback on stderr."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.web is not None and self.web.context is not None else "http"
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -134,23 +185,21 @@ class AgentHTTPServer(ThreadingHTTPServer):
         super().server_bind()
 
 
-def listen(address: tuple[str, int], state: AgentState) -> AgentHTTPServer:
+def listen(
+    address: tuple[str, int], state: AgentState, web: WebConfig | None = None
+) -> AgentHTTPServer:
     """Bind and listen, or raise ServeError with one line that says why."""
     shown = f"{address[0] or '*'}:{address[1]}"
     try:
-        return AgentHTTPServer(address, state)
+        return AgentHTTPServer(address, state, web)
     except OSError as err:
         if address[0] == "" and err.errno in (97, 99):  # no IPv6 on this host
             try:
-                return _ipv4_any(address, state)
+                return AgentHTTPServer(("0.0.0.0", address[1]), state, web)
             except OSError as err4:
                 err = err4
         reason = err.strerror or str(err)
         raise ServeError(f"cannot listen on {shown}: {reason}") from None
-
-
-def _ipv4_any(address: tuple[str, int], state: AgentState) -> AgentHTTPServer:
-    return AgentHTTPServer(("0.0.0.0", address[1]), state)
 
 
 def serve_in_thread(server: AgentHTTPServer) -> threading.Thread:
