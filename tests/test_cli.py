@@ -46,6 +46,7 @@ FLAGS = (
     "--log-level",
     "--log-format",
     "--fake",
+    "--web-config",
     "--version",
 )
 
