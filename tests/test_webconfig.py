@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import os
 import shutil
 import socket
 import ssl
@@ -60,6 +61,8 @@ def _leaf(pki: Path, name: str, san: str) -> None:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ca.crt, server.crt/key (127.0.0.1, localhost), client.crt/key (scraper.example)."""
     if shutil.which("openssl") is None:
+        if os.environ.get("SUANLI_REQUIRE_OPENSSL", "") == "1":
+            pytest.fail("the openssl command is missing, and SUANLI_REQUIRE_OPENSSL=1 is set")
         pytest.skip("the openssl command is not installed")
     pki = tmp_path_factory.mktemp("pki")
     _openssl(
