@@ -23,6 +23,7 @@ from agent.config import (
     parse_listen_address,
     with_overrides,
 )
+from agent.reload import Loaded
 
 if TYPE_CHECKING:
     from agent.webconfig import WebConfig
@@ -114,31 +115,44 @@ def load_web_config(args: argparse.Namespace) -> WebConfig | None:
     return webconfig.load(args.web_config)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def load_all(args: argparse.Namespace) -> Loaded:
+    """Everything the flags name, validated: at start and on every SIGHUP.
+
+    Raises ConfigError whose problems start with `config: ` or `web-config: `.
+    """
     try:
         config, source = load_config(args)
     except ConfigError as err:
-        for problem in err.problems:
-            print(f"suanli-agent: config: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise ConfigError([f"config: {problem}" for problem in err.problems]) from None
     try:
         web = load_web_config(args)
+        web_text = args.web_config.read_bytes() if web is not None else b""
     except ConfigError as err:
-        for problem in err.problems:
-            print(f"suanli-agent: web-config: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise ConfigError([f"web-config: {problem}" for problem in err.problems]) from None
+    except OSError as err:
+        raise ConfigError([f"web-config: {args.web_config}: {err.strerror}"]) from None
     if config.backend == "fake":  # the simulator is imported only when it is asked for
         from agent.hw.fake_scenario import ScenarioError, load_scenario
 
         try:
             load_scenario(config.fake_scenario)
         except ScenarioError as err:
-            print(f"suanli-agent: config: fake_scenario: {err}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise ConfigError([f"config: fake_scenario: {err}"]) from None
+    return Loaded(config, web, source, web_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        loaded = load_all(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"suanli-agent: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    config, web = loaded.config, loaded.web
     if args.check_config:
         also = f", web config {args.web_config}" if web is not None else ""
-        print(f"suanli-agent: configuration OK ({source}{also})")
+        print(f"suanli-agent: configuration OK ({loaded.source}{also})")
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
     from agent.app import build
@@ -150,4 +164,5 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     from agent.runner import run
 
-    return run(agent, parse_listen_address(config.listen_address), web=web)
+    address = parse_listen_address(config.listen_address)
+    return run(agent, address, web=web, reload=lambda: load_all(args), loaded=loaded)

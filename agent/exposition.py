@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import platform
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from agent import __version__
 from agent.exposition_format import TEXT, Family, encode, negotiate
@@ -42,6 +42,8 @@ COLLECTOR_LAST_SUCCESS = MetricSpec(
     ("collector",),
 )
 SELF_SPECS = (BUILD_INFO, COLLECTOR_SUCCESS, COLLECTOR_DURATION, COLLECTOR_LAST_SUCCESS)
+
+ExtraSource = Callable[[], Sequence[Sample]]
 
 
 def self_samples(snapshot: Snapshot) -> list[Sample]:
@@ -83,6 +85,13 @@ class Renderer:
         self._lock = threading.Lock()
         self._sequence = -1
         self._cache: dict[tuple[str, bool], bytes] = {}
+        self._extra_source: ExtraSource | None = None
+        self._extra: tuple[Sample, ...] = ()
+
+    def attach(self, specs: Sequence[MetricSpec], source: ExtraSource) -> None:
+        """Also export the series `source` returns (asked on every render; a change re-renders)."""
+        self.specs = [*self.specs, *specs]
+        self._extra_source = source
 
     def render(
         self, snapshot: Snapshot, accept: str = "", gzipped: bool = False
@@ -90,10 +99,11 @@ class Renderer:
         """(body, content type) for `snapshot` in the format `accept` negotiates."""
         content_type = negotiate(accept)
         key = (content_type, gzipped)
+        extra = tuple(self._extra_source()) if self._extra_source is not None else ()
         with self._lock:
-            if snapshot.sequence != self._sequence:
+            if snapshot.sequence != self._sequence or extra != self._extra:
                 self._cache.clear()
-                self._sequence = snapshot.sequence
+                self._sequence, self._extra = snapshot.sequence, extra
             body = self._cache.get(key)
             if body is None:
                 body = self._encode(snapshot, content_type, gzipped)
@@ -103,7 +113,8 @@ class Renderer:
     def _encode(self, snapshot: Snapshot, content_type: str, gzipped: bool) -> bytes:
         plain = self._cache.get((content_type, False))
         if plain is None:
-            plain = encode(content_type, families(self.specs, all_samples(snapshot)))
+            samples = [*all_samples(snapshot), *self._extra]
+            plain = encode(content_type, families(self.specs, samples))
             self._cache[(content_type, False)] = plain
         return gzip.compress(plain, compresslevel=6) if gzipped else plain
 

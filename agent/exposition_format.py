@@ -53,6 +53,8 @@ def format_value(value: float) -> str:
 
 
 def _label_value(value: str) -> str:
+    if not isinstance(value, str):  # a hardware answer of the wrong type must not fail a scrape
+        value = "" if value is None else str(value)
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 

@@ -1,4 +1,5 @@
-"""The long-running agent: serve, sample, notify systemd, stop cleanly on SIGTERM/SIGINT."""
+"""The long-running agent: serve, sample, notify systemd, stop cleanly on SIGTERM/SIGINT and
+reload the configuration on SIGHUP (agent.reload)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from agent.app import Agent
-from agent.server import AgentState, ServeError, listen, serve_in_thread
+from agent.reload import Loaded, Loader, Reloader
+from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_in_thread
 from agent.systemd import Notifier
 
 if TYPE_CHECKING:
@@ -20,16 +22,46 @@ log = logging.getLogger("agent")
 EXIT_OK, EXIT_SERVE = 0, 1
 
 
+class _Signals:
+    """What the signal handlers asked for; `wake` interrupts the main loop's wait."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.stop = False
+        self.reload = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self.stop = True
+        self.wake.set()
+
+    def _reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload = True
+        self.wake.set()
+
+
 def run(
     agent: Agent,
     address: tuple[str, int],
     notifier: Notifier | None = None,
     web: WebConfig | None = None,
+    reload: Loader | None = None,
+    loaded: Loaded | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT; returns the process exit code."""
+    """Serve until SIGTERM or SIGINT; returns the process exit code.
+
+    With `reload` (and `loaded`, what it returned at start), SIGHUP re-reads the configuration.
+    """
     notifier = notifier or Notifier()
     sampler = agent.sampler
     state = AgentState(agent.renderer, lambda: sampler.latest, sampler.health)
+    loaded = loaded or Loaded(agent.config, web, "the start")
+    reloader = Reloader(reload or (lambda: loaded), loaded, agent, state)
     for warning in web.warnings if web else ():
         log.warning("%s", warning)
     try:
@@ -38,34 +70,39 @@ def run(
         log.error("%s", err)
         sampler.stop()
         return EXIT_SERVE
-    stop = threading.Event()
-    _install_signals(stop)
+    signals = _Signals()
+    signals.install()
     sampler.sample_once()
     sampler.start(first_delay=sampler.interval)
     serve_in_thread(server)
+    _log_serving(server, sampler.interval)
+    notifier.ready()
+    _loop(signals, reloader, notifier)
+    notifier.stopping()
+    server.shutdown()
+    server.server_close()
+    reloader.agent.sampler.stop()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _loop(signals: _Signals, reloader: Reloader, notifier: Notifier) -> None:
+    tick = min((notifier.watchdog_interval or 2.0) / 2, 1.0)
+    while not signals.stop:
+        signals.wake.wait(tick)
+        signals.wake.clear()
+        if signals.reload and not signals.stop:
+            signals.reload = False
+            log.info("received SIGHUP, reloading the configuration")
+            reloader.reload()
+        if notifier.watchdog_interval and reloader.agent.sampler.progressing():
+            notifier.watchdog()
+
+
+def _log_serving(server: AgentHTTPServer, interval: float) -> None:
     host, port = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     secured = ("" if server.scheme == "http" else " over TLS") + (
         " with basic auth" if server.auth else ""
     )
-    log.info("serving metrics on %s%s every %.3gs", shown, secured, sampler.interval)
-    notifier.ready()
-    tick = (notifier.watchdog_interval or 2.0) / 2
-    while not stop.wait(min(tick, 1.0)):
-        if notifier.watchdog_interval and sampler.progressing():
-            notifier.watchdog()
-    notifier.stopping()
-    server.shutdown()
-    server.server_close()
-    sampler.stop()
-    log.info("stopped")
-    return EXIT_OK
-
-
-def _install_signals(stop: threading.Event) -> None:
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    log.info("serving metrics on %s%s every %.3gs", shown, secured, interval)

@@ -53,7 +53,11 @@ class ServeError(Exception):
 
 
 class AgentState:
-    """What the handlers read: the latest snapshot, the renderer and the health check."""
+    """What the handlers read: the latest snapshot, the renderer and the health check.
+
+    The three are held as one tuple, replaced in one assignment by `swap` (a configuration
+    reload), so a request sees either the old agent or the new one, never a mix.
+    """
 
     def __init__(
         self,
@@ -61,9 +65,30 @@ class AgentState:
         latest: Callable[[], Snapshot | None],
         health: Callable[[], tuple[bool, str]],
     ) -> None:
-        self.renderer = renderer
-        self.latest = latest
-        self.health = health
+        self._parts = (renderer, latest, health)
+
+    def swap(
+        self,
+        renderer: Renderer,
+        latest: Callable[[], Snapshot | None],
+        health: Callable[[], tuple[bool, str]],
+    ) -> None:
+        self._parts = (renderer, latest, health)
+
+    @property
+    def renderer(self) -> Renderer:
+        return self._parts[0]
+
+    def latest(self) -> Snapshot | None:
+        return self._parts[1]()
+
+    def health(self) -> tuple[bool, str]:
+        return self._parts[2]()
+
+    def view(self) -> tuple[Renderer, Snapshot | None]:
+        """The renderer and its agent's latest snapshot, from the same agent."""
+        renderer, latest, _ = self._parts
+        return renderer, latest()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -107,12 +132,12 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def _metrics(self) -> None:
-        snapshot = self.server.state.latest()
+        renderer, snapshot = self.server.state.view()
         if snapshot is None:
             self._send(503, b"no sample taken yet\n", "text/plain; charset=utf-8")
             return
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        body, content_type = self.server.state.renderer.render(
+        body, content_type = renderer.render(
             snapshot, self.headers.get("Accept", ""), gzipped
         )
         self._send(200, body, content_type, {"Content-Encoding": "gzip"} if gzipped else {})

@@ -74,8 +74,9 @@ def read_device(gw: NvmlGateway, index: int, handle: Any) -> GpuDevice:
     mode = _optional(gw, "nvmlDeviceGetComputeMode", key, handle)
     return GpuDevice(
         index=index,
-        uuid=gw.call("nvmlDeviceGetUUID", key, handle),
-        model=gw.call("nvmlDeviceGetName", key, handle),
+        # NVML can answer NOT_SUPPORTED even here: a GPU still needs a stable identity
+        uuid=gw.call("nvmlDeviceGetUUID", key, handle) or f"GPU-unknown-{index}",
+        model=gw.call("nvmlDeviceGetName", key, handle) or "unknown",
         pci_bus_id=_bus_id(gw, key, handle),
         serial=_optional(gw, "nvmlDeviceGetSerial", key, handle),
         vbios_version=_optional(gw, "nvmlDeviceGetVbiosVersion", key, handle),

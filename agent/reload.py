@@ -1,0 +1,146 @@
+"""SIGHUP: re-read the configuration and swap in a new agent, or keep the old one and say why.
+
+A reload re-reads `--config` (and `--web-config`), applies the flags on top again, and when the
+result is valid builds new collectors, sampler and renderer, takes their first sample, swaps
+them into the HTTP server's `AgentState` in one assignment, and stops the old sampler (which
+closes NVML). Scrapes never wait: until the swap they are answered from the old agent.
+
+The listen address and the web config (TLS, basic auth) belong to the listening socket: a change
+to either is logged as needing a restart and the old one is kept. An invalid configuration is
+refused with one log line per problem and the old agent keeps serving. Both outcomes are
+exported as `suanli_config_last_reload_successful` and `..._success_timestamp_seconds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from agent import logs
+from agent.config import Config, ConfigError
+from agent.metrics import MetricSpec, Sample
+
+if TYPE_CHECKING:  # the CLI imports Loaded for --check-config: keep this module light
+    from agent.app import Agent
+    from agent.server import AgentState
+    from agent.webconfig import WebConfig
+
+log = logging.getLogger("agent")
+
+RELOAD_SUCCESSFUL = MetricSpec(
+    "suanli_config_last_reload_successful",
+    "gauge",
+    "1 when the last configuration load (at start or on SIGHUP) succeeded, else 0.",
+)
+RELOAD_SUCCESS_TIMESTAMP = MetricSpec(
+    "suanli_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful configuration load (at start or on SIGHUP).",
+)
+RELOAD_SPECS = (RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIMESTAMP)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration: the file with flags on top, the web config and its text."""
+
+    config: Config
+    web: WebConfig | None
+    source: str
+    web_text: bytes = b""
+
+
+Loader = Callable[[], Loaded]
+
+
+class ReloadStatus:
+    """The outcome of the last load, as the two `suanli_config_last_reload_*` series."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._samples = self._make(True, clock())
+
+    def record(self, successful: bool) -> None:
+        stamp = self._clock() if successful else self._samples[1].value
+        self._samples = self._make(successful, stamp)
+
+    def samples(self) -> tuple[Sample, ...]:
+        return self._samples
+
+    @staticmethod
+    def _make(successful: bool, stamp: float) -> tuple[Sample, ...]:
+        return (
+            Sample(RELOAD_SUCCESSFUL, (), 1.0 if successful else 0.0),
+            Sample(RELOAD_SUCCESS_TIMESTAMP, (), stamp),
+        )
+
+
+class Reloader:
+    """Holds the agent being served and replaces it on `reload()` (called from the main thread)."""
+
+    def __init__(self, load: Loader, loaded: Loaded, agent: Agent, state: AgentState) -> None:
+        self._load = load
+        self._loaded = loaded
+        self.agent = agent
+        self._state = state
+        self.status = ReloadStatus()
+        agent.renderer.attach(RELOAD_SPECS, self.status.samples)
+
+    def reload(self) -> bool:
+        """Re-read and apply the configuration; False (old agent kept) when it is refused."""
+        try:
+            loaded = self._load()
+        except ConfigError as err:
+            return self._refuse(err.problems)
+        config = self._keep_socket_settings(loaded)
+        from agent.app import build
+
+        try:
+            new = build(config)
+        except Exception as err:  # a scenario or collector that cannot start: keep the old
+            return self._refuse([f"{type(err).__name__}: {err}"])
+        logs.setup(config.log.level, config.log.format)
+        self._swap(new)
+        self._loaded = dataclasses.replace(loaded, config=config, web=self._loaded.web)
+        log.info(
+            "reloaded the configuration from %s: every %.3gs, %d collectors",
+            loaded.source,
+            new.sampler.interval,
+            len(new.collectors),
+        )
+        return True
+
+    def _refuse(self, problems: list[str]) -> bool:
+        for problem in problems:
+            log.error("reload refused: %s", problem)
+        self.status.record(False)
+        return False
+
+    def _keep_socket_settings(self, loaded: Loaded) -> Config:
+        """The new config with the old listen address: the socket is not reopened."""
+        old = self._loaded
+        if loaded.web_text != old.web_text:
+            log.warning("reload: the web config changed; restart the agent to apply it")
+        if loaded.config.listen_address == old.config.listen_address:
+            return loaded.config
+        log.warning(
+            "reload: listen_address changed from %r to %r; restart the agent to apply it",
+            old.config.listen_address,
+            loaded.config.listen_address,
+        )
+        return dataclasses.replace(loaded.config, listen_address=old.config.listen_address)
+
+    def _swap(self, new: Agent) -> None:
+        """First sample, publish in one assignment, start, then stop the old sampler."""
+        new.renderer.attach(RELOAD_SPECS, self.status.samples)
+        sampler = new.sampler
+        sampler.sample_once()
+        self.status.record(True)
+        self._state.swap(new.renderer, lambda: sampler.latest, sampler.health)
+        sampler.start(first_delay=sampler.interval)
+        old, self.agent = self.agent, new
+        old.sampler.stop()  # closes NVML; a collector stuck in a hung call is left alone

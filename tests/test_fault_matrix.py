@@ -1,0 +1,203 @@
+"""The fault matrix (docs/reliability.md): one test per fault, on a real agent process.
+
+Each test writes a scenario for the fake NVML to tmp_path, runs `python -m agent --fake FILE
+--interval 500ms` on 127.0.0.1 and asserts three things: the agent keeps serving (/metrics 200),
+the fault shows in a metric, and the agent recovers without a restart. Simulated time is seconds
+since the agent started. Covered elsewhere, not repeated here:
+
+- RAPL unreadable: tests/test_power.py
+- /proc entries vanishing under a GPU process: tests/test_jobs_accounting.py
+- configuration deleted or corrupted before a reload: tests/test_reload.py
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import SCENARIO_DIR, http_get
+
+if TYPE_CHECKING:
+    from conftest import AgentProcess
+
+StartAgent = Callable[..., "AgentProcess"]
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+TWO_GPUS = "name: fault\nseed: 3\ngpus: {model: H100-SXM5-80GB, count: 2, workload: training}\n"
+
+
+def start(agent_process: StartAgent, tmp_path: Path, faults: str) -> AgentProcess:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(TWO_GPUS + "faults:\n" + faults)
+    return agent_process("--fake", str(scenario), "--interval", "500ms")
+
+
+def scrape(agent: AgentProcess) -> Series:
+    """/metrics, which must answer 200 within a second, as {(name, sorted labels): value}."""
+    began = time.monotonic()
+    response = http_get(agent.port, "/metrics", timeout=2.0)
+    assert response.status == 200
+    assert time.monotonic() - began < 1.0, "a scrape never waits on the hardware"
+    found: Series = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return found
+
+
+def value(series: Series, name: str, **labels: str) -> float | None:
+    for (n, found), v in series.items():
+        if n == name and all((k, w) in found for k, w in labels.items()):
+            return v
+    return None
+
+
+def wait_for(
+    agent: AgentProcess, check: Callable[[Series], bool], what: str, timeout: float = 8.0
+) -> Series:
+    """Scrape until `check` holds (every scrape must succeed); fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        series = scrape(agent)
+        if check(series):
+            return series
+        assert time.monotonic() < deadline, f"never saw {what}; stderr:\n{agent.stderr()}"
+        time.sleep(0.1)
+
+
+def no_traceback(agent: AgentProcess) -> None:
+    assert agent.proc.poll() is None, "the agent is still running"
+    assert "Traceback" not in agent.stderr()
+
+
+def gpu_up(gpu: str, up: float) -> Callable[[Series], bool]:
+    return lambda s: value(s, "suanli_gpu_up", gpu=gpu) == up
+
+
+def test_nvml_absent_serves_cpu_metrics(agent_process: StartAgent, tmp_path: Path) -> None:
+    agent = start(agent_process, tmp_path, "  - {kind: nvml_absent}\n")
+    series = wait_for(agent, lambda s: value(s, "suanli_nvml_up") == 0.0, "nvml_up 0")
+    assert value(series, "suanli_cpu_seconds_total") is not None
+    assert value(series, "suanli_gpu_up") is None
+    assert value(series, "suanli_collector_success", collector="host") == 1.0
+    assert agent.get("/healthz").status == 200, "a node without a driver is not unhealthy"
+    no_traceback(agent)
+
+
+def test_driver_appearing_after_start_is_picked_up(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    agent = start(agent_process, tmp_path, "  - {kind: nvml_absent, until: 3}\n")
+    assert value(scrape(agent), "suanli_nvml_up") == 0.0
+    series = wait_for(agent, lambda s: value(s, "suanli_nvml_up") == 1.0, "nvml_up 1", 10.0)
+    wait_for(agent, gpu_up("1", 1.0), "both GPUs", 2.0)
+    assert value(series, "suanli_cpu_seconds_total") is not None
+    no_traceback(agent)
+
+
+def test_a_gpu_lost_mid_run_comes_back(agent_process: StartAgent, tmp_path: Path) -> None:
+    agent = start(agent_process, tmp_path, "  - {kind: gpu_lost, gpu: 1, at: 2, until: 5}\n")
+    assert value(scrape(agent), "suanli_gpu_up", gpu="1") == 1.0
+    lost = wait_for(agent, gpu_up("1", 0.0), "gpu 1 down")
+    assert value(lost, "suanli_gpu_up", gpu="0") == 1.0, "the other GPU carries on"
+    assert value(lost, "suanli_gpu_health_check_failed", gpu="1", check="lost") == 1.0
+    back = wait_for(agent, gpu_up("1", 1.0), "gpu 1 back")
+    assert value(back, "suanli_gpu_health_check_failed", gpu="1", check="lost") == 0.0
+    no_traceback(agent)
+
+
+def test_an_nvml_error_storm_is_counted_and_passes(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    agent = start(agent_process, tmp_path, "  - {kind: error_storm, at: 1, duration: 3}\n")
+    wait_for(agent, gpu_up("0", 1.0), "gpu 0 up")
+    storm = wait_for(
+        agent,
+        lambda s: value(s, "suanli_nvml_errors_total", error="Unknown") is not None,
+        "Unknown errors counted",
+    )
+    assert value(storm, "suanli_cpu_seconds_total") is not None
+    wait_for(agent, lambda s: value(s, "suanli_gpu_up", gpu="0") != 1.0, "gpu 0 down", 4.0)
+    back = wait_for(agent, lambda s: gpu_up("0", 1.0)(s) and gpu_up("1", 1.0)(s), "recovery")
+    assert value(back, "suanli_nvml_up") == 1.0
+    no_traceback(agent)
+
+
+def test_a_hanging_call_fails_only_the_gpu_collector(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    fault = "  - {kind: slow_call, functions: [nvmlDeviceGetPowerUsage], seconds: 3, "
+    agent = start(agent_process, tmp_path, fault + "at: 1, duration: 1.5}\n")
+    stuck = wait_for(
+        agent, lambda s: value(s, "suanli_collector_success", collector="gpu") == 0.0, "stuck"
+    )
+    assert value(stuck, "suanli_collector_success", collector="host") == 1.0
+    wait_until_health(agent, 503)
+    wait_for(
+        agent, lambda s: value(s, "suanli_collector_success", collector="gpu") == 1.0, "recovery"
+    )
+    wait_until_health(agent, 200)
+    no_traceback(agent)
+
+
+def wait_until_health(agent: AgentProcess, status: int, timeout: float = 6.0) -> None:
+    deadline = time.monotonic() + timeout
+    while http_get(agent.port, "/healthz", timeout=1.0).status != status:
+        assert time.monotonic() < deadline, f"/healthz never answered {status}"
+        scrape(agent)  # and /metrics keeps answering fast meanwhile
+        time.sleep(0.1)
+
+
+def test_not_supported_everywhere_leaves_values_absent(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    agent = start(agent_process, tmp_path, '  - {kind: not_supported, functions: ["*"]}\n')
+    series = wait_for(agent, gpu_up("1", 1.0), "the GPUs up")
+    for name in VALUE_FAMILIES:
+        assert value(series, name) is None, f"{name} is absent, not 0"
+    assert value(series, "suanli_nvml_errors_total") is None, "NOT_SUPPORTED is not an error"
+    no_traceback(agent)
+
+
+VALUE_FAMILIES = ("suanli_gpu_power_watts", "suanli_gpu_temperature_celsius")
+UNSUPPORTED = "[nvmlDeviceGetPowerUsage, nvmlDeviceGetTemperature, nvmlDeviceGetFieldValues]"
+
+
+def test_not_supported_values_are_absent_not_zero(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    agent = start(
+        agent_process, tmp_path, f"  - {{kind: not_supported, functions: {UNSUPPORTED}}}\n"
+    )
+    series = wait_for(agent, gpu_up("1", 1.0), "the GPUs up")
+    for name in VALUE_FAMILIES:
+        assert value(series, name) is None, f"{name} is absent, not 0"
+    assert value(series, "suanli_gpu_memory_used_bytes", gpu="0") is not None
+    assert value(series, "suanli_nvml_errors_total") is None, "NOT_SUPPORTED is not an error"
+    assert value(series, "suanli_collector_success", collector="gpu") == 1.0
+    no_traceback(agent)
+
+
+def test_an_xid_storm_is_counted_exactly(agent_process: StartAgent, tmp_path: Path) -> None:
+    builtin = (SCENARIO_DIR / "xid-storm.yaml").read_text()
+    scenario = tmp_path / "xid-storm.yaml"  # the built-in storm, 4 s and 8 s sooner
+    scenario.write_text(builtin.replace("at: 5,", "at: 1,").replace("at: 10,", "at: 2,"))
+    agent = agent_process("--fake", str(scenario), "--interval", "500ms")
+    done = wait_for(
+        agent,
+        lambda s: value(s, "suanli_gpu_xid_errors_total", gpu="5", xid="94") == 1.0,
+        "XID 94 on GPU 5",
+    )
+    wait_for(
+        agent,
+        lambda s: value(s, "suanli_gpu_xid_errors_total", gpu="0", xid="13") == 1000.0,
+        "all 1000 XID 13 on GPU 0",
+        3.0,
+    )
+    assert value(done, "suanli_gpu_health_check_failed", gpu="5", check="xid_critical") == 1.0
+    assert value(done, "suanli_gpu_up", gpu="0") == 1.0, "a storm does not take the GPU down"
+    no_traceback(agent)
