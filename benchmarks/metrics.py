@@ -111,6 +111,10 @@ SECTIONS = (
 MEASURES = {measure.key: measure for section in SECTIONS for measure in section.measures}
 
 
+DRIFT_LIMIT_MIB = 2e6 / 2**20  # the "drift under 2 MB"
+LOAD_P99_LIMIT_MS = 50.0
+
+
 @dataclass(frozen=True)
 class Target:
     key: str
@@ -135,6 +139,7 @@ TARGETS = (
     Target("scrape_seq_p50_ms", "h100-64", "a few ms (≤ 5 ms)", _at_most(5.0)),
     Target("rss_max_mib", None, "< 30 MiB", _at_most(30.0)),
     Target("rss_second_half_mib", None, "not growing (< 1 MiB)", _at_most(1.0)),
+    Target("rss_drift_mib", None, "< 2 MB (1.91 MiB) over the soak", _at_most(DRIFT_LIMIT_MIB)),
     Target("retained_kib_per_100_cycles", None, "no leak (< 32 KiB/100 cycles)", _at_most(32.0)),
     Target("series", "h100-8", "≤ 600 series per 8-GPU node", _at_most(600)),
     Target("nvml_static_rereads", None, "0 static re-reads", _at_most(0)),

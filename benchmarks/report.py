@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks.inprocess import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
 from benchmarks.machine import ROOT
-from benchmarks.metrics import MEASURES, SECTIONS, TARGETS, Measure
+from benchmarks.metrics import LOAD_P99_LIMIT_MS, MEASURES, SECTIONS, TARGETS, Measure
 
 HISTORY = ROOT / "benchmarks" / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -102,7 +102,101 @@ def targets_section(run: Run) -> list[str]:
             measure = MEASURES[target.key]
             shown = f"{number(measured, measure.digits)} {measure.unit}"
             rows.append((measure.label, scenario, shown, target.wanted, target.verdict(measured)))
+    rows += load_target_rows(run.get("load"))
     return table(("Measure", "Scenario", "Measured", "Target", "Verdict"), rows)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def load_target_rows(load: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
+    """The issue's load test: 50 scrapers, no errors, p99 < 50 ms, no extra NVML calls."""
+    if not load:
+        return []
+    hit, calls = load["process"], load["in_process"]
+    clients, scenario = hit["clients"], load["scenario"]
+    idle, loaded = calls["idle"]["calls_per_cycle"], calls["loaded"]["calls_per_cycle"]
+    return [
+        (
+            f"{clients} scrapers: errors",
+            scenario,
+            f"{hit['errors']:,}",
+            "0",
+            _verdict(hit["errors"] == 0),
+        ),
+        (
+            f"{clients} scrapers: p99",
+            scenario,
+            f"{hit['p99_ms']:.1f} ms",
+            f"< {LOAD_P99_LIMIT_MS:g} ms",
+            _verdict(hit["p99_ms"] < LOAD_P99_LIMIT_MS),
+        ),
+        (
+            f"{clients} scrapers: NVML calls per cycle, load vs idle",
+            scenario,
+            f"{loaded:,.1f} vs {idle:,.1f}",
+            "no extra NVML calls",
+            _verdict(loaded <= idle),
+        ),
+    ]
+
+
+def load_section(load: dict[str, Any] | None) -> list[str]:
+    if not load:
+        return ["No load test in this run (`--load-seconds 0`)."]
+    hit, calls = load["process"], load["in_process"]
+    rows = [
+        ("scrapers (threads, one keep-alive connection each)", f"{hit['clients']}"),
+        ("length", f"{hit['seconds']:.1f} s"),
+        ("requests answered", f"{hit['requests']:,} ({hit['per_second']:,.0f} req/s)"),
+        (
+            "errors",
+            f"{hit['errors']:,}"
+            + (f" (first: `{hit['first_error']}`)" if hit["first_error"] else ""),
+        ),
+        (
+            "latency p50 / p99 / max",
+            f"{hit['p50_ms']:.2f} / {hit['p99_ms']:.2f} / {hit['max_ms']:.1f} ms",
+        ),
+        ("agent CPU under load", f"{hit['agent_cpu_percent']:.0f}% of a core"),
+        (
+            "agent RSS before / after",
+            f"{hit['rss_before_mib']:.1f} / {hit['rss_after_mib']:.1f} MiB",
+        ),
+    ]
+    lines = table(
+        ("Real agent process", f"`{load['scenario']}`, `--interval {load['interval']}`"), rows
+    )
+    header = (
+        "In-process agent, FakeNvml.calls",
+        "cycles",
+        "seconds",
+        "NVML calls per cycle",
+        "NVML calls per second",
+        "cycles per second",
+    )
+    rate_rows = [
+        _rate_row(name, calls[key])
+        for name, key in (("idle (no scraper)", "idle"), (f"{hit['clients']} scrapers", "loaded"))
+    ]
+    inner = calls["load"]
+    note = (
+        f"In-process scrapers (sharing the agent's interpreter): {inner['requests']:,} "
+        f"requests, {inner['errors']} errors, p99 {inner['p99_ms']:.1f} ms."
+    )
+    return [*lines, "", *table(header, rate_rows), "", note]
+
+
+def _rate_row(name: str, rate: dict[str, float]) -> tuple[str, ...]:
+    return (
+        name,
+        f"{rate['cycles']:.0f}",
+        f"{rate['seconds']:.1f}",
+        f"{rate['calls_per_cycle']:,.2f}",
+        f"{rate['calls_per_second']:,.1f}",
+        f"{rate['cycles_per_second']:.3f}",
+    )
 
 
 def results_section(run: Run, previous: Run | None) -> list[str]:
@@ -200,6 +294,8 @@ HISTORY_COLUMNS = (
     ("h100-64", "rss_max_mib", "64-GPU RSS max MiB"),
     ("h100-64", "rss_drift_mib", "64-GPU RSS drift MiB"),
     ("h100-8", "series", "8-GPU series"),
+    ("h100-mig-56", "cycle_cpu_ms", "56-MIG cycle CPU ms"),
+    ("procs-500", "cycle_cpu_ms", "500-proc cycle CPU ms"),
 )
 
 

@@ -1,8 +1,11 @@
 """Benchmarks of the Suanli agent: `python benchmarks/run.py [--quick] [--soak SECONDS]`.
 
-Measures, for the fake scenarios h100-8 and h100-64: scrape latency against the real agent
-process, render cost, CPU and wall time per sampling cycle, NVML calls per GPU per cycle, RSS
-over a soak, and exposition size; then records the run in `benchmarks/results.json` and rewrites
+Measures, for the fake scenarios h100-8, h100-64 (64 GPUs), h100-mig-56 (8 GPUs x 7 MIG
+instances) and procs-500 (500 GPU processes): scrape latency against the real agent process,
+render cost, CPU and wall time per sampling cycle, NVML calls per GPU per cycle, RSS over a soak
+(every scenario's agent soaked at once), and exposition size; then a load test (50 concurrent
+scrapers against the h100-8 agent: latency, errors, NVML calls per cycle with and without the
+load); then records the run in `benchmarks/results.json` and rewrites
 `docs/benchmarks.md`. Not part of the test suite.
 """
 
@@ -19,14 +22,19 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
-from benchmarks import inprocess, machine, memory, scrape
+from benchmarks import inprocess, load, machine, memory, scrape
 from benchmarks.agent_process import AgentProcess
 from benchmarks.doc import write_doc
 from benchmarks.metrics import SECTIONS
 from benchmarks.report import DOC, HISTORY, load_history, number, save_history, table
 
-SCENARIOS = ("h100-8", "h100-64")
+SCENARIOS = ("h100-8", "h100-64", "h100-mig-56", "procs-500")
 CLIENTS = 8
+CYCLE_DEADLINE = "10s"
+LOAD_SCENARIO = "h100-8"
+LOAD_CLIENTS = 50
+LOAD_CALLS_IDLE_S = 15.0  # in-process NVML call rate: idle window, then under load (capped)
+LOAD_CALLS_MAX_S = 30.0
 DETAIL_CONFIG = "collectors:\n  gpu:\n    detail: true\n"
 
 
@@ -56,7 +64,9 @@ def say(message: str) -> None:
 
 
 def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, Any]:
-    agent, fake = inprocess.build_fake(scenario)
+    # the interval is only sample_once's deadline here: procs-500's first cycle (500 processes
+    # discovered) nears 1 s on a busy 2-core machine
+    agent, fake = inprocess.build_fake(scenario, interval=CYCLE_DEADLINE)
     try:
         say(f"{scenario}: {counts.cycles} sampling cycles in-process")
         cycles = inprocess.measure_cycles(agent, fake, counts.cycles)
@@ -126,10 +136,8 @@ def print_profile(title: str, profile: inprocess.Profile) -> None:
 # --- the agent process ----------------------------------------------------------------------
 
 
-def over_http(scenario: str, counts: Counts, soak_s: float) -> dict[str, float]:
+def over_http(scenario: str, counts: Counts, soak: scrape.Soak) -> dict[str, float]:
     with AgentProcess(scenario) as agent:
-        say(f"{scenario}: agent pid {agent.pid} on port {agent.port}; soak {soak_s:g} s")
-        soak = scrape.soak(agent, soak_s)
         say(f"{scenario}: {counts.requests} sequential, gzip and {CLIENTS}-client scrapes")
         plain = scrape.sequential(agent.port, counts.requests)
         packed = scrape.sequential(agent.port, counts.requests, scrape.GZIP)
@@ -184,12 +192,40 @@ def detail_payload(scenario: str) -> dict[str, float]:
             return payload_metrics("detail_", scrape.payload(agent.port))
 
 
+# --- the load test --------------------------------------------------------------------------
+
+
+def load_test(seconds: float) -> dict[str, Any]:
+    """50 scrapers against the real agent process, then the in-process NVML call comparison."""
+    with AgentProcess(LOAD_SCENARIO) as agent:
+        say(f"load: {LOAD_CLIENTS} scrapers for {seconds:g} s against agent pid {agent.pid}")
+        rss_before, cpu_before = agent.rss_mib(), agent.cpu_seconds()
+        hammered = load.hammer(agent.port, LOAD_CLIENTS, seconds)
+        cpu = agent.cpu_seconds() - cpu_before
+        rss_after = agent.rss_mib()
+    idle_s, loaded_s = min(LOAD_CALLS_IDLE_S, seconds), min(LOAD_CALLS_MAX_S, seconds)
+    say(f"load: NVML calls in-process, {idle_s:g} s idle then {loaded_s:g} s under load")
+    with load.ServedAgent(LOAD_SCENARIO, "1s") as served:
+        calls = load.calls_under_load(served, LOAD_CLIENTS, loaded_s, idle_s)
+    return {
+        "scenario": LOAD_SCENARIO,
+        "interval": "1s",
+        "process": {
+            **asdict(hammered),
+            "agent_cpu_percent": 100 * cpu / hammered.seconds,
+            "rss_before_mib": rss_before,
+            "rss_after_mib": rss_after,
+        },
+        "in_process": asdict(calls),
+    }
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
-def bench(scenario: str, counts: Counts, soak_s: float, show_profile: bool) -> dict[str, Any]:
+def bench(scenario: str, counts: Counts, soak: scrape.Soak, show_profile: bool) -> dict[str, Any]:
     result = in_process(scenario, counts, show_profile)
-    result["metrics"].update(over_http(scenario, counts, soak_s))
+    result["metrics"].update(over_http(scenario, counts, soak))
     say(f"{scenario}: exposition with collectors.gpu.detail: true")
     result["metrics"].update(detail_payload(scenario))
     return result
@@ -202,7 +238,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     date, commit = machine.utc_now(), machine.git_commit()
     say("RSS after each import, in a fresh interpreter")
     imports = memory.import_rss()
-    scenarios = {name: bench(name, counts, args.soak, args.profile) for name in args.scenarios}
+    say(f"soak: {len(args.scenarios)} agents at once for {args.soak:g} s")
+    soaks = scrape.soak_all(args.scenarios, args.soak)
+    scenarios = {name: bench(name, counts, soaks[name], args.profile) for name in args.scenarios}
+    loaded = load_test(args.load_seconds) if args.load_seconds > 0 else None
     commit_at_end = machine.git_commit()
     if commit_at_end != commit:
         say(f"warning: the code changed during the run ({commit} -> {commit_at_end})")
@@ -216,6 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "counts": {**asdict(counts), "clients": CLIENTS},
         "import_rss": imports,
         "scenarios": scenarios,
+        "load": loaded,
     }
 
 
@@ -236,6 +276,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--soak", type=float, metavar="SECONDS", help="soak length (default 60, quick 5)"
     )
     p.add_argument("--requests", type=int, metavar="N", help="GETs per latency loop")
+    p.add_argument(
+        "--load-seconds",
+        type=float,
+        metavar="SECONDS",
+        help=f"{LOAD_CLIENTS}-scraper load test length (default 60, quick 5; 0 skips it)",
+    )
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), metavar="NAME")
     p.add_argument("--profile", action="store_true", help="print the top functions by own time")
     p.add_argument(
@@ -246,6 +292,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.soak is None:
         args.soak = 5.0 if args.quick else 60.0
+    if args.load_seconds is None:
+        args.load_seconds = 5.0 if args.quick else 60.0
     if args.record is None:
         args.record = not args.quick
     return args

@@ -9,7 +9,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from benchmarks.agent_process import LOOPBACK, AgentProcess
@@ -193,3 +193,26 @@ def soak(agent: AgentProcess, seconds: float) -> Soak:
         rss_max_mib=max(rss),
         cpu_percent=100 * cpu / wall,
     )
+
+
+def soak_all(scenarios: Sequence[str], seconds: float) -> dict[str, Soak]:
+    """One agent process per scenario, all soaked at once (each idles at a few % of a core)."""
+    with contextlib.ExitStack() as stack:
+        agents = {name: stack.enter_context(AgentProcess(name)) for name in scenarios}
+        done: dict[str, Soak] = {}
+        errors: list[BaseException] = []
+
+        def work(name: str) -> None:
+            try:
+                done[name] = soak(agents[name], seconds)
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in scenarios]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise RuntimeError(f"soak failed: {errors[0]!r}")
+    return {name: done[name] for name in scenarios}
