@@ -40,28 +40,48 @@ class Snapshot:
     results: tuple[CollectorResult, ...]
 
 
-class _Run:
-    """One collector run on its own daemon thread (a hung call must not block exit)."""
+class _Worker:
+    """A collector's own long-lived daemon thread (a hung call must not block exit).
+
+    One thread per collector for the agent's life: starting a thread every cycle costs little
+    time but lets the allocator's per-thread memory creep up over hours.
+    """
 
     def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
-        self.started = monotonic()
+        self.started = 0.0
         self.finished = threading.Event()
         self.samples: list[Sample] = []
         self.error: BaseException | None = None
         self.duration = 0.0
         self._monotonic = monotonic
         self._collector = collector
-        thread = threading.Thread(target=self._run, name=f"collect-{collector.name}", daemon=True)
-        thread.start()
+        self._request = threading.Event()
+        self._closing = False
+        name = f"collect-{collector.name}"
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
 
-    def _run(self) -> None:
-        try:
-            self.samples = self._collector.collect()
-        except Exception as err:
-            self.error = err
-        finally:
-            self.duration = self._monotonic() - self.started
-            self.finished.set()
+    def submit(self) -> None:
+        self.started = self._monotonic()
+        self.finished.clear()
+        self._request.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._request.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._request.wait()
+            self._request.clear()
+            if self._closing:
+                return
+            try:
+                self.samples, self.error = self._collector.collect(), None
+            except Exception as err:
+                self.samples, self.error = [], err
+            finally:
+                self.duration = self._monotonic() - self.started
+                self.finished.set()
 
 
 class Sampler:
@@ -79,7 +99,8 @@ class Sampler:
         self._clock = clock
         self._monotonic = monotonic
         self._on_cycle = on_cycle
-        self._inflight: dict[str, _Run] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._inflight: dict[str, _Worker] = {}
         self._last_success: dict[str, float] = {}
         self._logged: dict[str, str] = {}
         self._sequence = 0
@@ -93,7 +114,11 @@ class Sampler:
         deadline = self._monotonic() + self.interval
         for collector in self.collectors:
             if collector.name not in self._inflight:
-                self._inflight[collector.name] = _Run(collector, self._monotonic)
+                worker = self._workers.get(collector.name)
+                if worker is None:
+                    worker = self._workers[collector.name] = _Worker(collector, self._monotonic)
+                worker.submit()
+                self._inflight[collector.name] = worker
         results = []
         for collector in self.collectors:
             run = self._inflight[collector.name]
@@ -110,7 +135,7 @@ class Sampler:
             self._on_cycle(snapshot)
         return snapshot
 
-    def _result(self, name: str, run: _Run) -> CollectorResult:
+    def _result(self, name: str, run: _Worker) -> CollectorResult:
         if not run.finished.is_set():
             waited = self._monotonic() - run.started
             error = "still running past its deadline (a hardware call is not returning)"
@@ -195,3 +220,5 @@ class Sampler:
                 collector.close()
             except Exception as err:
                 log.warning("closing collector %s: %s", collector.name, err)
+        for worker in self._workers.values():
+            worker.close()  # its thread ends now, or when a hung call returns

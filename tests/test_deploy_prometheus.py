@@ -383,8 +383,14 @@ def test_every_recording_rule_has_data_from_real_agents(
     )
 
     def at(name: str, **labels: str) -> float:
+        """The one series of `name` with `labels`; a rate needs two samples of its own
+        counter, so a series may follow its rule's first data by an evaluation or two."""
         selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        until = time.monotonic() + 10.0
         result = prom.query(f"{name}{{{selector}}}")
+        while len(result) != 1 and time.monotonic() < until:
+            time.sleep(0.5)
+            result = prom.query(f"{name}{{{selector}}}")
         assert len(result) == 1, (name, labels, result)
         return float(result[0]["value"][1])
 
