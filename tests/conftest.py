@@ -351,6 +351,45 @@ class PrometheusServer:
             self._log.close()
 
 
+def launch_prometheus(prometheus_bin: str, config: Path, workdir: Path) -> PrometheusServer:
+    """Start Prometheus with `config` on a free loopback port and wait for /-/ready.
+
+    The caller stops it (`server.close()`); a server that never gets ready fails the test
+    with its log.
+    """
+    port = pick_free_port()
+    log_path = workdir / f"{config.stem}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / f'{config.stem}-data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--log.level=warn",
+        ],
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = PrometheusServer(proc, port, log_path, log)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if http_get(port, "/-/ready", timeout=2.0).status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.close()
+    pytest.fail(
+        f"Prometheus did not become ready on {LOOPBACK}:{port} (exit code {proc.returncode}); "
+        f"its log:\n{log_path.read_text(errors='replace')}",
+        pytrace=False,
+    )
+
+
 @pytest.fixture
 def prometheus_server(
     prometheus_bin: str, tmp_path: Path
@@ -380,41 +419,9 @@ def prometheus_server(
         }
         config_path = tmp_path / f"prometheus{n}.yml"
         config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
-        port = pick_free_port()
-        log_path = tmp_path / f"prometheus{n}.log"
-        log = log_path.open("wb")
-        proc = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / f'prometheus{n}-data'}",
-                f"--web.listen-address={LOOPBACK}:{port}",
-                "--log.level=warn",
-            ],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = PrometheusServer(proc, port, log_path, log)
+        server = launch_prometheus(prometheus_bin, config_path, tmp_path)
         started.append(server)
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                if http_get(port, "/-/ready", timeout=2.0).status == 200:
-                    return server
-            except OSError:
-                pass
-            time.sleep(0.1)
-        server.close()
-        pytest.fail(
-            f"Prometheus did not become ready on {LOOPBACK}:{port} "
-            f"(exit code {proc.returncode}); its log:\n"
-            f"{log_path.read_text(errors='replace')}",
-            pytrace=False,
-        )
+        return server
 
     yield start
     for server in started:

@@ -34,6 +34,7 @@ from conftest import (
     LOOPBACK,
     PrometheusServer,
     http_get,
+    launch_prometheus,
     pick_free_port,
     prometheus_required,
 )
@@ -276,35 +277,9 @@ def start_prometheus(
     started: list[PrometheusServer] = []
 
     def start(config: Path) -> PrometheusServer:
-        port = pick_free_port()
-        name = config.stem
-        log_path = tmp_path / f"{name}.log"
-        log = log_path.open("wb")
-        proc = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / f'{name}-data'}",
-                f"--web.listen-address={LOOPBACK}:{port}",
-                "--log.level=warn",
-            ],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = PrometheusServer(proc, port, log_path, log)
+        server = launch_prometheus(prometheus_bin, config, tmp_path)
         started.append(server)
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if http_get(port, "/-/ready", timeout=2.0).status == 200:
-                    return server
-            except OSError:
-                pass
-            time.sleep(0.1)
-        server.close()
-        pytest.fail(f"Prometheus did not start:\n{log_path.read_text(errors='replace')}")
+        return server
 
     yield start
     for server in started:
