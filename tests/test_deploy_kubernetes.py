@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from agent.config import load, parse_listen_address
+
+RunAgent = Callable[..., "subprocess.CompletedProcess[str]"]
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
@@ -97,15 +100,8 @@ def test_namespace_allows_host_pid_and_host_paths() -> None:
 # --- the configuration the pod runs with -----------------------------------------------------
 
 
-def test_configmap_agent_yaml_passes_check_config(pod_config: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", "--check-config", "--config", str(pod_config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+def test_configmap_agent_yaml_passes_check_config(pod_config: Path, run_agent: RunAgent) -> None:
+    result = run_agent("--check-config", "--config", str(pod_config))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

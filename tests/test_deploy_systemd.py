@@ -14,12 +14,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agent.config import _CHECKS, Config, load
+
+RunAgent = Callable[..., "subprocess.CompletedProcess[str]"]
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "systemd" / "suanli-agent.service"
@@ -264,15 +267,8 @@ def _leaf_keys(data: object, prefix: str = "") -> set[str]:
     return keys
 
 
-def test_example_config_passes_check_config() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", "--check-config", "--config", str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+def test_example_config_passes_check_config(run_agent: RunAgent) -> None:
+    result = run_agent("--check-config", "--config", str(EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.hw.rapl import RaplReader, power_meter_watts
+from agent.hw.rapl import RaplReader, find_power_meter, power_meter_watts
 from agent.metrics import MetricSpec, Sample
 
 CPU_ENERGY = MetricSpec(
@@ -36,7 +36,7 @@ class PowerCollector:
 
     def __init__(self, rapl: RaplReader, sysfs: str = "/sys") -> None:
         self.rapl = rapl
-        self.sysfs = sysfs
+        self.meter = find_power_meter(sysfs)
         self._zones: dict[str, int] = {}
         for zone in rapl.zones:
             self._zones[zone.domain] = self._zones.get(zone.domain, 0) + 1
@@ -56,7 +56,7 @@ class PowerCollector:
         for domain, watts in totals.items():
             if len(watts) == self._zones[domain]:  # a total missing a socket would mislead
                 samples.append(Sample(NODE_POWER, (SOURCE_OF_DOMAIN[domain],), sum(watts)))
-        meter = power_meter_watts(self.sysfs)
+        meter = None if self.meter is None else power_meter_watts(self.meter)
         if meter is not None:
             samples.append(Sample(NODE_POWER, ("meter",), meter))
         return samples

@@ -115,14 +115,20 @@ class RaplReader:
             log.warning("%s", message)
 
 
-def power_meter_watts(sysfs: str = "/sys") -> float | None:
-    """The platform power meter (ACPI `power_meter` hwmon), in watts; None when there is none."""
+def find_power_meter(sysfs: str = "/sys") -> Path | None:
+    """The hwmon folder of the platform power meter (ACPI `power_meter`); None without one.
+    Looked up once: the meter does not come and go while the agent runs."""
     for hwmon in sorted((Path(sysfs) / "class" / "hwmon").glob("hwmon*")):
-        if _read(hwmon / "name") != "power_meter":
-            continue
-        for name in ("power1_average", "power1_input"):
-            text = _read(hwmon / name)
-            # ACPI meters read 0 until their first averaging interval (often 300 s) completes
-            if text.isdigit() and int(text) > 0:
-                return int(text) * MICRO
+        if _read(hwmon / "name") == "power_meter":
+            return hwmon
+    return None
+
+
+def power_meter_watts(meter: Path) -> float | None:
+    """The meter's reading in watts; None while it has none."""
+    for name in ("power1_average", "power1_input"):
+        text = _read(meter / name)
+        # ACPI meters read 0 until their first averaging interval (often 300 s) completes
+        if text.isdigit() and int(text) > 0:
+            return int(text) * MICRO
     return None
