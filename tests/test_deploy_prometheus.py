@@ -319,8 +319,11 @@ FAULTS_TOPOLOGY = ("c1", "h2", "r7")
 
 
 @pytest.fixture
-def two_agents(agent_process: StartAgent) -> dict[str, tuple[str, str, str]]:
-    h100 = agent_process("--fake", "h100-8", "--interval", "1s")
+def two_agents(agent_process: StartAgent, tmp_path: Path) -> dict[str, tuple[str, str, str]]:
+    config = tmp_path / "agent-rapl.yaml"  # RAPL from the fixture sysfs: CPU-power rollups need it
+    sysfs = REPO_ROOT / "tests" / "fixtures" / "sys-hgx"
+    config.write_text(f"collectors:\n  power:\n    sysfs: {sysfs}\n")
+    h100 = agent_process("--fake", "h100-8", "--interval", "1s", "--config", str(config))
     faults = agent_process("--fake", "mixed-faults", "--interval", "1s")
     return {h100.address: H100_TOPOLOGY, faults.address: FAULTS_TOPOLOGY}
 

@@ -1,0 +1,1 @@
+"""The dashboard generator: one module per dashboard, shared builders in panels/board/promql."""

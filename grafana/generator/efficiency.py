@@ -1,0 +1,196 @@
+"""2. Efficiency: allocation vs activity, idle-but-allocated GPUs, idle memory, activity spread."""
+
+from __future__ import annotations
+
+from grafana.generator.board import dashboard
+from grafana.generator.panels import (
+    Json,
+    Query,
+    bargauge,
+    heatmap,
+    stat,
+    table,
+    timeseries,
+)
+from grafana.generator.promql import CLUSTER, GPU, HALL, integral, rack, rack_sum, sel
+
+UID = "suanli-efficiency"
+TITLE = "Suanli / Efficiency"
+IDLE = 0.05  # the rollups' idle threshold: utilisation <= 5%
+JOB = "cluster_scheduler_job_id"
+
+
+def _job_mean(metric: str, group: str = "") -> str:
+    grouping = f" by ({group})" if group else ""
+    total = f"sum{grouping} ({sel(f'{JOB}:{metric}:sum', CLUSTER)})"
+    return f"{total} / sum{grouping} ({sel(f'{JOB}:{metric}:count', CLUSTER)})"
+
+
+def kpi_stats() -> list[Json]:
+    total, allocated = rack_sum("suanli_gpus:count"), rack_sum("suanli_gpu_allocated:count")
+    idle = rack_sum("suanli_gpu_idle:count")
+    allocated_idle = rack_sum("suanli_gpu_allocated_idle:count")
+    gpu_hours = f"{integral(rack('suanli_gpu_allocated_idle:count'))} / 3600"
+    return [
+        stat(
+            "Allocation rate",
+            "GPUs held by a job over all GPUs of the selected racks.",
+            "percentunit",
+            Query(f"{allocated} / {total}"),
+            w=4,
+            decimals=1,
+        ),
+        stat(
+            "Allocated but idle",
+            "Healthy GPUs a job holds that ran a kernel 5% of the time "
+            "or less: ask the job's owner (table below).",
+            "none",
+            Query(allocated_idle),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "Idle, unallocated",
+            "Healthy idle GPUs no job holds: capacity the scheduler can hand out.",
+            "none",
+            Query(f"{idle} - {allocated_idle}"),
+            w=4,
+        ),
+        stat(
+            "Utilisation of allocated GPUs",
+            "Mean NVML utilisation of the GPUs jobs hold, over the selected clusters.",
+            "percentunit",
+            Query(_job_mean("suanli_gpu_utilization_ratio")),
+            w=4,
+            decimals=1,
+        ),
+        stat(
+            "SM activity of allocated GPUs",
+            "Mean SM activity (GPM, Hopper and newer) of "
+            "the GPUs jobs hold: how much of the allocated silicon works.",
+            "percentunit",
+            Query(_job_mean("suanli_gpu_sm_active_ratio")),
+            w=4,
+            decimals=1,
+        ),
+        stat(
+            "Idle allocated GPU-hours",
+            "GPU-hours held by jobs while idle, over the dashboard's time range.",
+            "suffix: GPU-h",
+            Query(gpu_hours, instant=True),
+            w=4,
+            decimals=1,
+        ),
+    ]
+
+
+def trend_panels() -> list[Json]:
+    equivalents = [
+        Query(rack_sum("suanli_gpu_allocated:count"), legend="allocated GPUs"),
+        Query(rack_sum("suanli_gpu_busy:count"), legend="busy GPUs (utilisation > 5%)"),
+        Query(rack_sum("suanli_gpu_sm_active_ratio:sum"), legend="SM-active GPU equivalents"),
+        Query(rack_sum("suanli_gpu_tensor_active_ratio:sum"), legend="tensor-active GPU equiv."),
+    ]
+    by_hall = Query(rack_sum("suanli_gpu_allocated_idle:count", "hall"), legend="{{hall}}")
+    return [
+        timeseries(
+            "Allocation vs real activity",
+            "GPUs allocated, GPUs busy, and the sum of "
+            "SM / tensor activity as whole-GPU equivalents (8 GPUs at 50% = 4). The gap "
+            "between allocated and active is the waste.",
+            "none",
+            *equivalents,
+        ),
+        timeseries(
+            "Allocated but idle, by hall",
+            "Healthy, idle GPUs held by a job, per hall.",
+            "none",
+            by_hall,
+            stack=True,
+        ),
+    ]
+
+
+def distribution_panels() -> list[Json]:
+    def buckets(metric: str, instant: bool = False) -> Query:
+        expr = f"sum by (le) ({sel(f'cluster_hall:{metric}:bucket', HALL)})"
+        return Query(expr, legend="{{le}}", fmt="heatmap", instant=instant)
+
+    return [
+        heatmap(
+            "Distribution of SM activity across GPUs",
+            "How many GPUs sit at each level "
+            "of SM activity over time (buckets of the hall-level histogram rollup; GPM "
+            "GPUs only). A band at the bottom is idle silicon.",
+            "none",
+            buckets("suanli_gpu_sm_active_ratio"),
+            y_unit="percentunit",
+        ),
+        bargauge(
+            "GPUs by utilisation band, now",
+            "GPUs of the selected halls per NVML utilisation band (upper bound of each band).",
+            "none",
+            buckets("suanli_gpu_utilization_ratio", instant=True),
+            w=12,
+            h=9,
+        ),
+    ]
+
+
+def waste_tables() -> list[Json]:
+    idle_healthy = (
+        f"({sel('suanli_gpu_utilization_ratio', GPU)} <= {IDLE} and on (instance, job, uuid) "
+        f"{sel('suanli_gpu_healthy', GPU)} == 1)"
+    )
+    job_info = sel("suanli_gpu_job_info", GPU)
+    jobs_on_idle = f"{idle_healthy} * on (instance, job, uuid) group_right () {job_info}"
+    memory = (
+        f"{sel('suanli_job_gpu_memory_used_bytes', GPU)} and on (instance, job, uuid) "
+        f"({sel('suanli_gpu_utilization_ratio', GPU)} <= {IDLE})"
+    )
+    return [
+        table(
+            "Allocated but idle GPUs and their jobs",
+            "Each healthy GPU at 5% utilisation "
+            "or less that a job holds, with the job (per-GPU rows of the selected nodes). "
+            "Click a node for its detail.",
+            "percentunit",
+            Query(jobs_on_idle),
+            rename={"Value": "utilisation"},
+            hide=("uuid",),
+        ),
+        table(
+            "Memory held at near-zero activity",
+            "GPU memory that jobs hold on GPUs at 5% "
+            "utilisation or less: memory no other job can use.",
+            "bytes",
+            Query(memory),
+            rename={"Value": "memory held"},
+            hide=("uuid",),
+        ),
+    ]
+
+
+def job_panels() -> list[Json]:
+    group = "cluster, scheduler, job_id, namespace, pod"
+    least = f"bottomk(10, {_job_mean('suanli_gpu_sm_active_ratio', group)})"
+    return [
+        bargauge(
+            "Least active jobs",
+            "The 10 jobs with the lowest mean SM activity of their "
+            "GPUs (GPM GPUs only): allocated but inefficient.",
+            "percentunit",
+            Query(least, legend="{{scheduler}} {{job_id}} {{namespace}} {{pod}}", instant=True),
+            w=24,
+            h=8,
+        ),
+    ]
+
+
+def build() -> Json:
+    panels = [*kpi_stats(), *trend_panels(), *distribution_panels(), *waste_tables(), *job_panels()]
+    description = (
+        "GPU waste, four kinds: unavailable, unallocated, allocated but idle, allocated but "
+        "inefficient. Rollups for the fleet, per-GPU tables for what to act on."
+    )
+    return dashboard(UID, TITLE, description, panels)

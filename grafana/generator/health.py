@@ -1,0 +1,240 @@
+"""4. Health: failing checks, XIDs, ECC and row remapping, PCIe, thermal, agent staleness."""
+
+from __future__ import annotations
+
+from grafana.generator.board import dashboard
+from grafana.generator.panels import (
+    NODE_UID,
+    Json,
+    Query,
+    bargauge,
+    link_to,
+    stat,
+    state_timeline,
+    table,
+    timeseries,
+    value_map,
+)
+from grafana.generator.promql import GPU, NODE, RACK, rack_sum, sel
+
+UID = "suanli-health"
+TITLE = "Suanli / Health"
+CHECKS = "suanli_gpu_health_check_failed:sum"
+PER_MINUTE = 60
+UP = sel("up", RACK, 'job="suanli"')  # the scrape job of deploy/prometheus/prometheus.yml
+
+
+def _failing(checks: str) -> Query:
+    return Query(rack_sum(CHECKS, "check", f'check=~"{checks}"'), legend="{{check}}")
+
+
+def summary_stats() -> list[Json]:
+    xids = f"{rack_sum('suanli_gpu_xid_errors:rate5m')} * {PER_MINUTE}"
+    critical = rack_sum(CHECKS, extra='check="xid_critical"')
+    return [
+        stat(
+            "Unhealthy GPUs",
+            "GPUs that answer but fail a health check.",
+            "none",
+            Query(rack_sum("suanli_gpu_unhealthy:count")),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "Lost GPUs",
+            "GPUs that stopped answering NVML: drain and reboot the node.",
+            "none",
+            Query(rack_sum("suanli_gpu_lost:count")),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "GPUs with a critical XID",
+            "GPUs with an XID that needs an operator within the "
+            "agent's window (1 h by default; docs/health.md).",
+            "none",
+            Query(critical),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "XIDs per minute",
+            "XID events of the selected racks, per minute over 5 min.",
+            "cpm",
+            Query(xids),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "Agents down",
+            "Nodes whose agent Prometheus cannot scrape (up == 0): none of "
+            "their GPUs is monitored.",
+            "none",
+            Query(f"sum({UP} == bool 0)"),
+            w=4,
+            bad_at=1,
+        ),
+        stat(
+            "Collectors failing",
+            "Agent collectors (gpu, host, power) whose last run failed "
+            "or overran: their metrics are stale.",
+            "none",
+            Query(f"sum({sel('suanli_collector_success', RACK)} == bool 0)"),
+            w=4,
+            bad_at=1,
+        ),
+    ]
+
+
+def check_panels() -> list[Json]:
+    per_check = Query(rack_sum(CHECKS, "check"), legend="{{check}}")
+    instant = Query(per_check.expr, legend="{{check}}", instant=True)
+    mappings = value_map({0: ("ok", "green")}, above=("", "red"))
+    return [
+        bargauge(
+            "GPUs failing each check",
+            "GPUs of the selected racks failing each health "
+            "check now (docs/health.md explains each check).",
+            "none",
+            instant,
+            bad_at=1,
+        ),
+        state_timeline(
+            "Checks over time",
+            "Each check: green while no GPU fails it, red with the number of GPUs failing it.",
+            "none",
+            per_check,
+            mappings=mappings,
+            w=16,
+        ),
+    ]
+
+
+def trend_panels() -> list[Json]:
+    xids = rack_sum("suanli_gpu_xid_errors:rate5m", "xid", 'xid!=""')
+    ecc = rack_sum("suanli_gpu_ecc_errors:rate5m", "error")
+    thermal = rack_sum("suanli_gpu_throttle_seconds:rate5m", extra='reason="thermal"')
+    return [
+        timeseries(
+            "XIDs by code",
+            "XID events per minute by XID code (rate over 5 min).",
+            "cpm",
+            Query(f"{xids} * {PER_MINUTE}", legend="XID {{xid}}"),
+        ),
+        timeseries(
+            "ECC errors",
+            "Memory ECC errors per minute, corrected and uncorrected.",
+            "cpm",
+            Query(f"{ecc} * {PER_MINUTE}", legend="{{error}}"),
+        ),
+        timeseries(
+            "ECC and row remapping",
+            "GPUs with an uncorrectable ECC error, a row "
+            "remap pending (reset needed) or a failed remap (RMA).",
+            "none",
+            _failing("uncorrectable_ecc|row_remap_pending|row_remap_failure"),
+        ),
+        timeseries(
+            "PCIe and NVLink degradation",
+            "GPUs whose PCIe link runs below its "
+            "maximum width or generation while busy, and GPUs with NVLink links down.",
+            "none",
+            _failing("pcie_link_degraded|nvlink_down"),
+        ),
+        timeseries(
+            "Thermal events",
+            "GPUs failing the thermal check (clocks held down for "
+            "heat), and GPU-equivalents of thermal throttling (throttled seconds per "
+            "second).",
+            "none",
+            _failing("thermal"),
+            Query(thermal, legend="thermally throttled GPU-equivalents"),
+        ),
+        timeseries(
+            "Recovery actions and lost GPUs",
+            "GPUs for which NVML asks for a reset or reboot, and GPUs lost.",
+            "none",
+            _failing("recovery_action|lost"),
+        ),
+    ]
+
+
+def gpu_tables() -> list[Json]:
+    failing = f"{sel('suanli_gpu_health_check_failed', GPU)} == 1"
+    xids = (
+        "sum by (cluster, hall, rack, instance, gpu, xid) "
+        f"(increase({sel('suanli_gpu_xid_errors_total', GPU)}[$__range]))"
+    )
+    current = sel("suanli_gpu_pcie_link_width", GPU, 'link="current"')
+    widest = sel("suanli_gpu_pcie_link_width", GPU, 'link="max"')
+    errors = sel("suanli_gpu_ecc_errors_total", GPU)
+    ecc = f"sum by (cluster, hall, rack, instance, gpu, error) ({errors}) > 0"
+    return [
+        table(
+            "GPUs failing checks now",
+            "One row per GPU and failing check, on the selected "
+            "nodes. Click a node for its detail.",
+            "none",
+            Query(failing),
+            hide=("Value", "uuid"),
+        ),
+        table(
+            "XIDs in range by GPU",
+            "XID events per GPU and code over the dashboard's time range (GPUs that ever had one).",
+            "none",
+            Query(xids),
+            rename={"Value": "events"},
+        ),
+        table(
+            "PCIe links below maximum width",
+            "GPUs whose PCIe link trained narrower than "
+            "it can: reseat the GPU or riser at the next window.",
+            "none",
+            Query(f"{current} < ignoring (link) {widest}"),
+            rename={"Value": "lanes"},
+            hide=("uuid", "link"),
+        ),
+        table(
+            "GPUs with ECC errors",
+            "ECC errors per GPU since the driver loaded, by kind.",
+            "none",
+            Query(ecc),
+            rename={"Value": "errors"},
+        ),
+    ]
+
+
+def agent_panels() -> list[Json]:
+    last = sel("suanli_collector_last_success_timestamp_seconds", NODE)
+    stalest = f"topk(20, time() - max by (cluster, hall, rack, instance) ({last}))"
+    racks_last = sel("suanli_collector_last_success_timestamp_seconds", RACK)
+    ages = f"max by (collector) (time() - {racks_last})"
+    return [
+        table(
+            "Agent staleness",
+            "The 20 nodes whose agent's last successful collection is "
+            "oldest (seconds ago). Over a minute: a stuck NVML call or a dead agent.",
+            "s",
+            Query(stalest),
+            rename={"Value": "last success"},
+        ),
+        link_to(
+            timeseries(
+                "Oldest collection by collector",
+                "Across the selected racks, the age of the oldest last success of each collector.",
+                "s",
+                Query(ages, legend="{{collector}}"),
+            ),
+            NODE_UID,
+            "Node detail",
+        ),
+    ]
+
+
+def build() -> Json:
+    panels = [*summary_stats(), *check_panels(), *trend_panels(), *gpu_tables(), *agent_panels()]
+    description = (
+        "GPU health verdicts and the evidence behind them: failing checks, XIDs, ECC and row "
+        "remapping, PCIe and NVLink, heat, and the agents themselves. Tables link to the node."
+    )
+    return dashboard(UID, TITLE, description, panels)

@@ -1,0 +1,324 @@
+"""6. Node and GPU detail: every metric of one node, per GPU, with MIG instances and jobs."""
+
+from __future__ import annotations
+
+from grafana.generator.board import dashboard
+from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
+from grafana.generator.panels import (
+    NODE_UID,
+    Json,
+    Query,
+    stat,
+    state_timeline,
+    table,
+    timeseries,
+    value_map,
+)
+from grafana.generator.promql import NODE, sel
+
+TITLE = "Suanli / Node and GPU detail"
+RATE = "[$__rate_interval]"
+MIG = f"{PER_GPU} GI {{{{gpu_instance}}}} CI {{{{compute_instance}}}}"
+LOGICAL = 'kind="logical"'
+BUSY = 'mode!="idle"'
+MIG_RATIOS = ("sm_active", "sm_occupancy", "tensor_active", "dram_active", "graphics_engine_active")
+
+
+def n(metric: str, extra: str = "") -> str:
+    """`metric` on the selected node."""
+    return sel(metric, NODE, extra)
+
+
+def overview_stats() -> list[Json]:
+    memory = f"sum({n('suanli_memory_available_bytes')}) / sum({n('suanli_memory_total_bytes')})"
+    return [
+        stat(
+            "GPUs",
+            "GPUs the agent knows on this node, lost ones included.",
+            "none",
+            Query(f"count({g('suanli_gpu_up')})"),
+        ),
+        stat(
+            "GPUs answering",
+            "GPUs whose last NVML read succeeded.",
+            "none",
+            Query(f"sum({g('suanli_gpu_up')})"),
+        ),
+        stat(
+            "GPUs healthy",
+            "GPUs passing every health check.",
+            "none",
+            Query(f"sum({g('suanli_gpu_healthy')})"),
+        ),
+        stat(
+            "NVML",
+            "1 when the agent has a working NVML (driver loaded), 0 otherwise.",
+            "none",
+            Query(f"min({n('suanli_nvml_up')})"),
+            bad_below=1,
+        ),
+        stat(
+            "Node power",
+            "The platform meter where the node has one, else GPUs + CPU "
+            "packages + DRAM (the instance-level rollup).",
+            "watt",
+            Query(f"sum({n('instance:suanli_node_power_watts:sum')})"),
+        ),
+        stat(
+            "Logical CPUs",
+            "CPUs of the host, logical (physical cores in the host panels).",
+            "none",
+            Query(f"sum({n('suanli_cpus', LOGICAL)})"),
+        ),
+        stat(
+            "Memory available",
+            "Memory available to start new work without swapping, over the installed memory.",
+            "percentunit",
+            Query(memory),
+            decimals=1,
+        ),
+        stat(
+            "Load (1 min)",
+            "One-minute load average of the host.",
+            "short",
+            Query(f"sum({n('suanli_load1')})"),
+            decimals=2,
+        ),
+    ]
+
+
+def info_tables() -> list[Json]:
+    agent = {"Value #A": "build", "Value #B": "nvml"}
+    return [
+        table(
+            "GPUs",
+            "Model, serial, bus id, driver and VBIOS of each GPU (for RMAs).",
+            "none",
+            Query(g("suanli_gpu_info")),
+            w=24,
+            h=7,
+            hide=("Value",),
+        ),
+        table(
+            "Agent and driver",
+            "The agent's version, Python and NVML binding; the driver, NVML and CUDA versions.",
+            "none",
+            Query(n("suanli_agent_build_info")),
+            Query(n("suanli_nvml_info")),
+            rename=agent,
+            hide=tuple(agent),
+            h=5,
+        ),
+        table(
+            "Configured topology",
+            "The topology in the agent's configuration "
+            "(exported_cluster, exported_hall, exported_rack) beside the inventory's target "
+            "labels: they should agree.",
+            "none",
+            Query(n("suanli_node_info")),
+            hide=("Value",),
+            h=5,
+        ),
+    ]
+
+
+def host_panels() -> list[Json]:
+    logical = f"sum by (instance) ({n('suanli_cpus', LOGICAL)})"
+    busy = (
+        f"sum by (instance, mode) (rate({n('suanli_cpu_seconds_total', BUSY)}{RATE})) "
+        f"/ on (instance) group_left () {logical}"
+    )
+    return [
+        timeseries(
+            "CPU busy by mode",
+            "Share of the host's logical CPUs busy in each mode.",
+            "percentunit",
+            Query(busy, legend="{{mode}}"),
+            w=8,
+            stack=True,
+        ),
+        timeseries(
+            "Host memory",
+            "Installed memory and memory available.",
+            "bytes",
+            Query(n("suanli_memory_total_bytes"), legend="total"),
+            Query(n("suanli_memory_available_bytes"), legend="available"),
+            w=8,
+        ),
+        timeseries(
+            "Load and CPUs",
+            "One-minute load average beside the CPU counts.",
+            "short",
+            Query(n("suanli_load1"), legend="load1"),
+            Query(n("suanli_cpus"), legend="{{kind}} CPUs"),
+            w=8,
+        ),
+        timeseries(
+            "Node power by source",
+            "GPUs (sum of boards), CPU packages and DRAM "
+            "(RAPL), and the platform meter where there is one.",
+            "watt",
+            Query(n("suanli_node_power_watts"), legend="{{source}}"),
+            w=8,
+        ),
+        timeseries(
+            "CPU power (RAPL)",
+            "CPU package and DRAM power per socket: the agent's "
+            "mean over its sampling interval, and the rate of its energy counter.",
+            "watt",
+            Query(n("suanli_cpu_power_watts"), legend="{{domain}} {{socket}}"),
+            Query(
+                f"rate({n('suanli_cpu_energy_joules_total')}{RATE})",
+                legend="{{domain}} {{socket}} (counter)",
+            ),
+            w=8,
+        ),
+    ]
+
+
+def agent_panels() -> list[Json]:
+    ok = value_map({0: ("failed", "red"), 1: ("ok", "green")})
+    age = f"time() - {n('suanli_collector_last_success_timestamp_seconds')}"
+    reload_age = f"time() - max({n('suanli_config_last_reload_success_timestamp_seconds')})"
+    return [
+        state_timeline(
+            "Collectors",
+            "Whether each collector's last run succeeded within its deadline.",
+            "none",
+            Query(n("suanli_collector_success"), legend="{{collector}}"),
+            mappings=ok,
+            w=8,
+        ),
+        timeseries(
+            "Collector run time",
+            "How long each collector's last run took (or has been running, when stuck).",
+            "s",
+            Query(n("suanli_collector_duration_seconds"), legend="{{collector}}"),
+            w=8,
+        ),
+        timeseries(
+            "Since last success",
+            "Seconds since each collector last succeeded.",
+            "s",
+            Query(age, legend="{{collector}}"),
+            w=8,
+        ),
+        timeseries(
+            "NVML errors",
+            "NVML calls that failed per second, by function and error.",
+            "cps",
+            Query(f"rate({n('suanli_nvml_errors_total')}{RATE})", legend="{{function}} {{error}}"),
+            w=12,
+        ),
+        stat(
+            "Config loaded",
+            "1 when the last configuration load (start or SIGHUP) succeeded.",
+            "none",
+            Query(f"min({n('suanli_config_last_reload_successful')})"),
+            w=6,
+            h=8,
+            bad_below=1,
+        ),
+        stat(
+            "Config age",
+            "Time since the configuration was last loaded successfully.",
+            "s",
+            Query(reload_age),
+            w=6,
+            h=8,
+        ),
+    ]
+
+
+def job_panels() -> list[Json]:
+    job_power = f"rate({n('suanli_job_gpu_energy_joules_total')}{RATE})"
+    return [
+        table(
+            "Jobs on this node",
+            "Which job holds each GPU, with its scheduler's names.",
+            "none",
+            Query(g("suanli_gpu_job_info")),
+            w=24,
+            hide=("Value",),
+        ),
+        timeseries(
+            "Processes", "Compute processes per GPU.", "none", per_gpu("suanli_gpu_processes"), w=8
+        ),
+        timeseries(
+            "Memory per job",
+            "GPU memory held by each job's processes.",
+            "bytes",
+            per_gpu("suanli_job_gpu_memory_used_bytes", " {{scheduler}} {{job_id}}"),
+            w=8,
+        ),
+        timeseries(
+            "GPU power per job",
+            "GPU energy of each job per second on this node (job none: GPUs without a job).",
+            "watt",
+            Query(job_power, legend="{{scheduler}} {{job_id}}"),
+            w=8,
+        ),
+        table(
+            "Process memory",
+            "GPU memory of each process (only with collectors.jobs.per_process, capped per GPU).",
+            "bytes",
+            Query(g("suanli_gpu_process_memory_used_bytes")),
+            w=24,
+            rename={"Value": "memory"},
+        ),
+    ]
+
+
+def mig_panels() -> list[Json]:
+    ratios = [per_gpu(f"suanli_mig_{r}_ratio", f" GI {{{{gpu_instance}}}} {r}") for r in MIG_RATIOS]
+    return [
+        table(
+            "MIG instances",
+            "Each MIG instance: profile and MIG UUID (the id jobs see).",
+            "none",
+            Query(g("suanli_mig_info")),
+            w=24,
+            hide=("Value",),
+        ),
+        timeseries(
+            "MIG memory",
+            "Memory used and installed per MIG instance.",
+            "bytes",
+            Query(g("suanli_mig_memory_used_bytes"), legend=f"{MIG} used"),
+            Query(g("suanli_mig_memory_total_bytes"), legend=f"{MIG} total"),
+            w=8,
+        ),
+        timeseries(
+            "MIG activity",
+            "GPM ratios per MIG instance: SM active, occupancy, tensor, DRAM, engine.",
+            "percentunit",
+            *ratios,
+            w=8,
+            max_=1,
+        ),
+        timeseries(
+            "MIG pipe activity",
+            "Share of time each SM pipe was busy, per MIG instance.",
+            "percentunit",
+            Query(g("suanli_mig_pipe_active_ratio"), legend=f"{MIG} {{{{pipe}}}}"),
+            w=8,
+            max_=1,
+        ),
+    ]
+
+
+def build() -> Json:
+    panels = [
+        *overview_stats(),
+        *info_tables(),
+        *gpu_panels(),
+        *mig_panels(),
+        *job_panels(),
+        *host_panels(),
+        *agent_panels(),
+    ]
+    description = (
+        "Every metric of one node, per GPU: activity, memory, power, heat, clocks, PCIe and "
+        "NVLink, health, MIG instances, jobs, the host and the agent. Raw series of one node."
+    )
+    return dashboard(NODE_UID, TITLE, description, panels, single_node=True)
