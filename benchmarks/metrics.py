@@ -75,9 +75,12 @@ SECTIONS = (
     Section(
         "Agent process: memory and CPU",
         (
-            Measure("rss_start_mib", "RSS after start (first scrape answered)", "MiB", 1),
+            Measure("rss_start_mib", "RSS after start (first Prometheus-format scrape)", "MiB", 1),
             Measure("rss_soak_end_mib", "RSS after the soak", "MiB", 1),
             Measure("rss_drift_mib", "RSS drift over the soak (end - start)", "MiB", 2),
+            Measure(
+                "rss_drift_after_minute_mib", "RSS drift after the soak's first minute", "MiB", 2
+            ),
             Measure("rss_second_half_mib", "RSS growth over the soak's second half", "MiB", 2),
             Measure("rss_max_mib", "RSS max during the soak", "MiB", 1),
             Measure("rss_after_load_mib", "RSS after the scrape-latency loops", "MiB", 1),

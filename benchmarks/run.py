@@ -167,6 +167,7 @@ def soak_metrics(soak: scrape.Soak) -> dict[str, float]:
         "rss_start_mib": soak.rss_start_mib,
         "rss_soak_end_mib": soak.rss_end_mib,
         "rss_drift_mib": soak.rss_end_mib - soak.rss_start_mib,
+        "rss_drift_after_minute_mib": soak.rss_end_mib - soak.rss_minute_mib,
         "rss_second_half_mib": soak.rss_end_mib - soak.rss_mid_mib,
         "rss_max_mib": soak.rss_max_mib,
         "agent_cpu_percent": soak.cpu_percent,

@@ -451,6 +451,19 @@ def test_cache_entries_expire_and_are_bounded(tmp_path: Path) -> None:
     assert read_process_job(tmp_path, 602, cache) == JobRef("systemd", "train.service")
 
 
+def test_exited_processes_do_not_pile_up_in_the_cache(tmp_path: Path) -> None:
+    now = [1000.0]
+    cache = JobCache(ttl_s=60.0, clock=lambda: now[0])
+    for pid in range(700, 710):  # ten short-lived processes, never seen again
+        copy_pid(1002, tmp_path, pid)
+        read_process_job(tmp_path, pid, cache)
+    assert len(cache) == 10
+    now[0] += 61.0
+    copy_pid(1002, tmp_path, 800)
+    read_process_job(tmp_path, 800, cache)  # the next read sweeps the expired ones
+    assert len(cache) == 1
+
+
 def test_mapping_fixture_directory() -> None:
     mapping = HpcJobMapping(MAPPING)
     assert mapping.jobs() == {

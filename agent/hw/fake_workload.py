@@ -17,6 +17,7 @@ from agent.hw.fake_models import MIB, GpuModel
 TICK = 1.0
 WORKLOADS = ("idle", "training", "inference", "memory-bound")
 CHUNK = 256
+TICK_CACHE = 20  # ticks kept per GPU: a 15 s sampling interval reads ~16 new ones
 IDLE_JOB_MEMORY_SHARE = 0.5  # assumed: a job on a GPU whose workload is `idle`
 NVLINK_LINK_BYTES_PER_S = 26.562e9  # per link, `nvidia-smi nvlink -s` in the H100/H800 captures
 _MASK = (1 << 64) - 1
@@ -37,7 +38,7 @@ def unit(*values: int) -> float:
     return (mix(*values) >> 11) / float(1 << 53)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Instantaneous values of one tick."""
 
@@ -92,7 +93,8 @@ class Workload:
         self.idle_w = model.idle_power_w + 12.0 * unit(seed, gpu, 1) - 4.0
         self._checkpoints: list[tuple[float, ...]] = [(0.0,) * 6]
         self._last: tuple[int, tuple[float, ...]] = (0, (0.0,) * 6)
-        self._tick: tuple[int, Tick] | None = None
+        self._ticks: dict[int, Tick] = {}
+        self._totals: tuple[float, tuple[float, ...]] = (-1.0, ())
         self._prefix = mix(seed, gpu)
         self._bases: dict[int, int] = {}
 
@@ -100,7 +102,7 @@ class Workload:
         """unit(seed, gpu, k, stream), with the (seed, gpu, k) part hashed once per tick."""
         base = self._bases.get(k)
         if base is None:
-            if len(self._bases) > 64:  # a tick asks for a few neighbouring k only
+            if len(self._bases) > 16:  # a tick asks for a few neighbouring k only
                 self._bases.clear()
             base = self._bases[k] = mix(self._prefix, k)
         return (mix(base, stream) >> 11) / float(1 << 53)
@@ -113,9 +115,14 @@ class Workload:
         return a + (b - a) * s * s * (3 - 2 * s)
 
     def tick(self, k: int) -> Tick:
-        if self._tick is None or self._tick[0] != k:
-            self._tick = (k, self._compute(k))
-        return self._tick[1]
+        """Tick k's values; the last TICK_CACHE ticks are kept, as the energy integral, the GPM
+        integral and the per-process samples each walk the ticks since their last read."""
+        found = self._ticks.get(k)
+        if found is None:
+            if len(self._ticks) >= TICK_CACHE:
+                self._ticks.clear()
+            found = self._ticks[k] = self._compute(k)
+        return found
 
     def _compute(self, k: int) -> Tick:
         busy = self.windows.busy
@@ -228,8 +235,10 @@ class Workload:
         """Sum of increments of ticks 0..k-1."""
         while len(self._checkpoints) <= k // CHUNK:
             base = len(self._checkpoints) - 1
-            nxt = self._advance(base * CHUNK, self._checkpoints[-1], (base + 1) * CHUNK)
-            self._checkpoints.append(nxt)
+            start, cum = base * CHUNK, self._checkpoints[-1]
+            if start <= self._last[0] <= start + CHUNK:  # summed already: continue, same order
+                start, cum = self._last
+            self._checkpoints.append(self._advance(start, cum, (base + 1) * CHUNK))
         last_k, last = self._last
         start, cum = (k // CHUNK) * CHUNK, self._checkpoints[k // CHUNK]
         if start <= last_k <= k:
@@ -247,13 +256,18 @@ class Workload:
 
     def totals(self, t: float) -> tuple[float, ...]:
         """Cumulative (energy mJ, capped ns, NVLink bytes per link, PCIe replays, ECC, NVLink
-        replays) at time t; rates integrate continuously, events count whole ticks."""
+        replays) at time t; rates integrate continuously, events count whole ticks. The last
+        answer is kept: one cycle asks for the same t once per counter."""
+        if self._totals[0] == t:
+            return self._totals[1]
         k = int(t // TICK)
         cum = self._cum_at_tick(k)
         rates = self._rates(k)
         frac = (t - k * TICK) / TICK
         pairs = enumerate(zip(cum, rates, strict=True))
-        return tuple(c + r * frac if i < 3 else c for i, (c, r) in pairs)
+        found = tuple(c + r * frac if i < 3 else c for i, (c, r) in pairs)
+        self._totals = (t, found)
+        return found
 
     def temperature(self, k: int, memory: bool) -> int:
         """GPU or memory temperature: linear in power between the captured idle and load points."""

@@ -70,10 +70,20 @@ class JobCache:
 
     def put(self, key: tuple[str, int], ref: JobRef) -> None:
         with self._lock:
-            self._entries[key] = (ref, self._clock())
+            now = self._clock()
+            self._entries[key] = (ref, now)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+            self._drop_expired(now)
+
+    def _drop_expired(self, now: float) -> None:
+        """Exited processes are never asked for again: they sink to the front and expire there."""
+        while self._entries:
+            _, (_, stored) = next(iter(self._entries.items()))
+            if now - stored <= self.ttl_s:
+                return
+            self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -92,14 +102,14 @@ def read_process_job(
     if pid <= 0:
         return None
     cache = _DEFAULT_CACHE if cache is None else cache
-    base = Path(proc_root) / str(pid)
+    base = f"{os.fspath(proc_root)}/{pid}"  # plain strings: pathlib interns every pid it sees
     started = process_start_time(base)
-    key = (str(base), started) if started is not None else None
+    key = (base, started) if started is not None else None
     if key is not None:
         cached = cache.get(key)
         if cached is not None:
             return cached
-    text = _read_text(base / "cgroup", _MAX_PROC_FILE)
+    text = _read_text(f"{base}/cgroup", _MAX_PROC_FILE)
     lines = parse_cgroup(text) if text is not None else []
     if not lines:
         return None
@@ -111,7 +121,7 @@ def read_process_job(
 
 def process_start_time(pid_dir: str | Path) -> int | None:
     """Field 22 of `<pid_dir>/stat` (start time in clock ticks after boot), None if unreadable."""
-    text = _read_text(Path(pid_dir) / "stat", _MAX_PROC_FILE)
+    text = _read_text(f"{os.fspath(pid_dir)}/stat", _MAX_PROC_FILE)
     if text is None:
         return None
     _, paren, rest = text.rpartition(")")  # comm may itself contain spaces and parentheses
@@ -122,7 +132,7 @@ def process_start_time(pid_dir: str | Path) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _read_text(path: Path, limit: int) -> str | None:
+def _read_text(path: str | Path, limit: int) -> str | None:
     """At most `limit` bytes of `path` as UTF-8; None when it cannot be read or decoded."""
     try:
         with open(path, "rb") as handle:
