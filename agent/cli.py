@@ -142,6 +142,11 @@ def load_all(args: argparse.Namespace) -> Loaded:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "simulate":  # the fleet simulator, imported only when asked for
+        from agent.simulate.cli import main as simulate
+
+        return simulate(argv[1:])
     args = parser().parse_args(argv)
     try:
         loaded = load_all(args)

@@ -84,8 +84,10 @@ class Integrator:
     def _at_tick(self, k: int) -> Vector:
         while len(self._checkpoints) <= k // CHUNK:
             base = len(self._checkpoints) - 1
-            nxt = self._advance(base * CHUNK, self._checkpoints[-1], (base + 1) * CHUNK)
-            self._checkpoints.append(nxt)
+            start, cum = base * CHUNK, self._checkpoints[-1]
+            if start <= self._last[0] <= start + CHUNK:  # summed already: continue, same order
+                start, cum = self._last
+            self._checkpoints.append(self._advance(start, cum, (base + 1) * CHUNK))
         start, cum = (k // CHUNK) * CHUNK, self._checkpoints[k // CHUNK]
         last_k, last = self._last
         if start <= last_k <= k:

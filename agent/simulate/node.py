@@ -1,0 +1,226 @@
+"""One simulated node: the agent's collectors over a fake NVML, its sampler and its renderer.
+
+The collectors are built as `agent.app.build` builds them (GPU with health, activity, MIG and
+job accounting; power; host), from the default configuration's options, and sampled by the
+real `Sampler.sample_once` and rendered by the real `Renderer`. Two things differ, both to
+run a thousand nodes in one process without a thousand threads each:
+
+- `InlineSampler` runs each collector in the calling thread (the scheduler's), where the
+  agent gives every collector a worker thread of its own to survive hung NVML calls (the fake
+  never hangs: the simulator injects no `slow_call` faults);
+- `PolledXidListener` registers for XID events exactly as the agent's listener does, but
+  drains its event set at the start of each cycle (a zero-timeout wait) instead of waiting on
+  it from a thread of its own; each event is still counted by `XidListener._count`.
+
+Job accounting reads each node's own fake procfs (`agent.hw.fake_procfs`, as `--fake` does),
+in a folder of the fleet's temporary tree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.collectors.base import Collector
+from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.collectors.health import HealthOptions
+from agent.collectors.host import HostCollector
+from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.power import PowerCollector
+from agent.config import Config, TopologyConfig, with_overrides
+from agent.exposition import Renderer
+from agent.hw import XidRecord
+from agent.hw.fake_nvml import FakeNvml
+from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
+from agent.hw.nvml import NVMLError, NvmlGateway
+from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from agent.hw.nvml_events import XidListener
+from agent.metrics import Sample
+from agent.reload import RELOAD_SPECS, ReloadStatus
+from agent.sampler import Sampler, _Worker
+from agent.simulate.hostsim import NO_SYSFS, SimHostReader, SimRapl
+from agent.simulate.scenarios import NodePlan
+
+DETAIL_ROLES = frozenset({"shared"})  # collectors.gpu.detail and jobs.per_process on
+HOST_LOAD = {  # the share of a node's CPUs its role keeps busy (data loaders, serving)
+    "train": 0.25,
+    "train-k8s": 0.25,
+    "capped": 0.25,
+    "fault": 0.22,
+    "shared": 0.2,
+    "mig": 0.15,
+    "infer": 0.12,
+    "l40s": 0.1,
+    "rtx4090": 0.1,
+    "idle-alloc": 0.04,
+    "idle": 0.02,
+}
+
+
+class _InlineWorker(_Worker):
+    """A `Sampler` worker that collects in the caller's thread when submitted (no thread)."""
+
+    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
+        self.started = 0.0
+        self.finished = threading.Event()
+        self.samples: list[Sample] = []
+        self.error: BaseException | None = None
+        self.duration = 0.0
+        self._monotonic = monotonic
+        self._collector = collector
+
+    def submit(self) -> None:
+        self.started = self._monotonic()
+        try:
+            self.samples, self.error = self._collector.collect(), None
+        except Exception as err:
+            self.samples, self.error = [], err
+        self.duration = self._monotonic() - self.started
+        self.finished.set()
+
+    def close(self) -> None:
+        return None
+
+
+class InlineSampler(Sampler):
+    """`Sampler` whose `sample_once` runs every collector in the calling thread."""
+
+    def __init__(self, collectors: list[Collector], interval: float) -> None:
+        super().__init__(collectors, interval)
+        for collector in collectors:
+            self._workers[collector.name] = _InlineWorker(collector, self._monotonic)
+
+
+class PolledXidListener(XidListener):
+    """Registers like `XidListener`; `record()` first drains the events queued since."""
+
+    _set: Any = None
+
+    def start(self, handles: Mapping[int, Any]) -> None:
+        self.stop()
+        event_set = self._create_set()
+        if event_set is None:
+            return
+        self.registered = {i for i, h in handles.items() if self._register(event_set, i, h)}
+        if self.registered:
+            self._set = event_set
+        else:
+            self._free(event_set)
+
+    def stop(self, timeout: float = 0.0) -> None:
+        if self._set is not None:
+            self._free(self._set)
+            self._set = None
+
+    def record(self) -> XidRecord:
+        self._drain()
+        return super().record()
+
+    def _drain(self) -> None:
+        nv = self.gw.nv
+        while self._set is not None:
+            try:
+                event = nv.nvmlEventSetWait_v2(self._set, 0)
+            except NVMLError as err:
+                if getattr(err, "value", None) != nv.NVML_ERROR_TIMEOUT and not self._survivable(
+                    err
+                ):
+                    self._set = None  # NVML is gone; the backend starts us again after init
+                return
+            self._count(event)
+
+
+class SimNode:
+    """A node's sampler and renderer, and the format its scraper last asked for (rendered
+    ahead, right after each sample, so a scrape only copies bytes)."""
+
+    def __init__(self, plan: NodePlan, sampler: Sampler, renderer: Renderer) -> None:
+        self.plan = plan
+        self.sampler = sampler
+        self.renderer = renderer
+        self.accept = ""
+        self.gzipped = False
+        self.scraped = False
+
+    def sample(self) -> None:
+        snapshot = self.sampler.sample_once()
+        if self.scraped:
+            self.renderer.render(snapshot, self.accept, self.gzipped)
+
+    def metrics(self, accept: str, gzipped: bool) -> tuple[bytes, str] | None:
+        """(body, content type) of the latest snapshot; None before the first sample."""
+        snapshot = self.sampler.latest
+        if snapshot is None:
+            return None
+        self.accept, self.gzipped, self.scraped = accept, gzipped, True
+        return self.renderer.render(snapshot, accept, gzipped)
+
+    def health(self) -> tuple[bool, str]:
+        return self.sampler.health()
+
+    def close(self) -> None:
+        self.sampler.stop(timeout=0.0)
+
+
+def _accounting(config: Config, fake: FakeNvml, root: Path) -> JobAccounting:
+    """JobAccounting over the node's fake procfs, as `agent.app.job_accounting` does."""
+    jobs = config.collectors.jobs
+    procfs = root / "proc"
+    write_runtime_state(fake.scenario, root)
+    options = JobsOptions(
+        procfs=str(procfs),
+        host_root=str(root),
+        hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
+        retention_seconds=jobs.retention,
+        per_process=jobs.per_process,
+        per_process_limit=jobs.per_process_limit,
+    )
+    return JobAccounting(options, before_read=FakeProcfs(fake.scenario, procfs, fake.now).sync)
+
+
+def gpu_collector(config: Config, fake: FakeNvml, root: Path) -> GpuCollector:
+    gpu, jobs = config.collectors.gpu, config.collectors.jobs
+    gateway = NvmlGateway(fake)
+    backend = NvmlBackend(
+        gateway, BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled)
+    )
+    backend.xid = PolledXidListener(gateway)
+    health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
+    accounting = _accounting(config, fake, root) if jobs.enabled else None
+    return GpuCollector(backend, GpuOptions(detail=gpu.detail, health=health), jobs=accounting)
+
+
+def build_node(
+    plan: NodePlan,
+    interval: float,
+    config: Config,
+    root: Path,
+    clock: Callable[[], float] | None = None,
+) -> SimNode:
+    """The node's collectors (in `agent.app.build`'s order), sampler and renderer; `clock`:
+    the fake NVML's simulated time (default: seconds since it was made)."""
+    place, seed = plan.placement, plan.scenario.seed
+    config = node_config(plan, config)
+    load = HOST_LOAD.get(plan.role, 0.1)
+    topology = TopologyConfig(place.cluster, place.hall, place.rack)
+    collectors: list[Collector] = [
+        HostCollector(SimHostReader(seed, load), topology, place.hostname),
+        PowerCollector(SimRapl(seed, load), NO_SYSFS),
+        gpu_collector(config, FakeNvml(plan.scenario, clock=clock), root / place.hostname),
+    ]
+    specs = [spec for collector in collectors for spec in collector.specs()]
+    renderer = Renderer(specs)
+    renderer.attach(RELOAD_SPECS, ReloadStatus().samples)  # as the agent's runner does
+    return SimNode(plan, InlineSampler(collectors, interval), renderer)
+
+
+def node_config(plan: NodePlan, base: Config) -> Config:
+    """The default configuration; with the detail families and per-process memory on the
+    nodes of the DETAIL_ROLES, as an operator turns them on where they are debugging."""
+    if plan.role not in DETAIL_ROLES:
+        return base
+    return with_overrides(
+        base, {"collectors.gpu.detail": True, "collectors.jobs.per_process": True}
+    )
