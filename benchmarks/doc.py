@@ -76,12 +76,14 @@ METHOD = """\
   fake's share" removes the share of profiled time spent in `agent/hw/fake_*.py`.
 - **NVML calls**: `FakeNvml.calls` after the first cycle, then the delta over the later cycles.
   "Static" functions are facts read once per device per NVML initialisation.
-- **Memory**: `VmRSS` of the agent process from `/proc/PID/status` right after its first answer,
-  during a soak of scrapes once a second (Prometheus' `Accept` header, gzip), and after the
-  latency loops (a second agent process, started for the loops). One agent per scenario is
-  soaked, all at the same time (each uses a few % of a core), so a 10-minute soak of four
-  scenarios takes 10 minutes. Drift is the soak's last RSS less its first. CPU % is the
-  process's utime + stime over the soak's wall time.
+- **Memory**: `VmRSS` of the agent process from `/proc/PID/status`: at the start of the soak,
+  right after the agent answered its first scrape in Prometheus' format (OpenMetrics, gzip: the
+  render cache of a format is allocated on its first request), then once a second during a soak
+  of such scrapes, and after the latency loops (a second agent process, started for the loops).
+  One agent per scenario is soaked, all at the same time (each uses a few % of a core), so a
+  10-minute soak of four scenarios takes 10 minutes. Drift is the soak's last RSS less its first;
+  "after the first minute" is the last RSS less the one 60 s in. CPU % is the process's utime +
+  stime over the soak's wall time.
 - **Exposition**: one plain and one gzip scrape; series are non-comment lines. The `detail: true`
   figures come from a second agent started with a YAML file setting `collectors.gpu.detail: true`.
 
@@ -90,15 +92,16 @@ METHOD = """\
 - FakeNvml answers from Python in microseconds; a real driver takes tens of microseconds to
   milliseconds per call, so on hardware the cycle's wall time is dominated by NVML and the
   fake's own CPU is not spent. Scrape, render, memory and series figures carry over directly.
-- The soak's RSS includes the fake itself: `Workload._bases` in `agent/hw/fake_workload.py`
-  caches one hash per GPU per simulated second up to 4,096 before clearing (about 0.4 MiB per
-  GPU at its peak, ~1 h into a run), so `--fake` soaks drift by roughly 7 KiB/s at 64 GPUs for
-  reasons a real node does not have. The tracemalloc figure leaves the fake out.
-- Soak drift (last RSS less the first, taken right after the first answer) includes the warm-up
-  of the first minutes: allocator arenas filling, the fake's per-second caches above, and its
-  per-process state (procs-500 simulates 500 processes and their procfs files). The leak
-  indicators are the growth over the soak's second half and the tracemalloc figure, which
-  leaves the fake out.
+- The soak's RSS includes the fake itself: per GPU it keeps the last 20 simulated seconds'
+  values, a small hash cache and one energy checkpoint per 256 simulated seconds, which a real
+  node does not have. The tracemalloc figure leaves the fake out.
+- Most of the drift is the first minute: the allocator's pools fill to the agent's working set
+  (CPython's `sys._debugmallocstats()` in a soaked 64-GPU agent shows allocated blocks flat and
+  free pools rising while RSS grows); a full `gc.collect()` every second or `malloc_trim(0)`
+  every 5 s took only about 0.25 MiB off it. After that minute RSS is flat within a few tenths
+  of a MiB. On a busy machine the warm-up is larger (more overlap of sampling and scrapes), so
+  compare drift between quiet runs. The leak indicators are the drift after the first minute,
+  the growth over the second half and the tracemalloc figure.
 - Timings on a small VM are noisy: compare runs from the same machine only (the Δ columns do
   not check that).
 """
