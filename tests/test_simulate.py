@@ -264,14 +264,20 @@ class Simulator:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(20)
 
+    def close(self) -> None:
+        """Stop it cleanly (its temporary folder goes with it), killing it if it hangs."""
+        try:
+            self.stop()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     sim = Simulator(tmp_path, "--interval", "1s", "--seed", "5")
     yield sim
-    if sim.proc.poll() is None:
-        sim.proc.kill()
-        sim.proc.wait()
+    sim.close()
 
 
 def test_every_port_serves_its_node_as_the_file_sd_says(
@@ -361,8 +367,7 @@ def test_two_worker_processes_serve_one_fleet(tmp_path: Path) -> None:
         assert len(hosts) == 6
         assert sim.stop() == 0
     finally:
-        if sim.proc.poll() is None:
-            sim.proc.kill()
+        sim.close()
 
 
 def run_cli(*args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +33,8 @@ from agent.simulate.scheduler import Scheduler, Stats
 log = logging.getLogger("agent.simulate")
 
 REPORT_EVERY_S = 60.0
+# How long the sampling thread may hold the GIL while a scrape waits (Python's default: 5 ms)
+SWITCH_INTERVAL_S = 0.0005
 
 
 class BindError(Exception):
@@ -106,8 +109,10 @@ def run_nodes(
     stop: threading.Event,
     on_ready: Callable[[Ready], None],
     label: str = "",
+    parent: int | None = None,
 ) -> int:
-    """Serve `plans` on `sockets` until stopped; 0 on a clean stop."""
+    """Serve `plans` on `sockets` until stopped (or, for a worker, until process `parent` is
+    gone); 0 on a clean stop."""
     root = Path(tempfile.mkdtemp(prefix="suanli-simulate-"))
     log.info("%sbuilding %d nodes; their fake procfs under %s", label, len(plans), root)
     began = time.monotonic()
@@ -118,7 +123,8 @@ def run_nodes(
             return 0
         settle_garbage_collector()
         ready = Ready(len(nodes), time.monotonic() - began)
-        asyncio.run(_serve(nodes, sockets, interval, stop, lambda: on_ready(ready), label))
+        serve = _serve(nodes, sockets, interval, stop, lambda: on_ready(ready), label, parent)
+        asyncio.run(serve)
         return 0
     finally:
         closing = time.monotonic()
@@ -137,7 +143,9 @@ async def _serve(
     stop: threading.Event,
     ready: Callable[[], None],
     label: str,
+    parent: int | None,
 ) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -149,12 +157,23 @@ async def _serve(
     scheduler = Scheduler(nodes, interval)
     scheduler.start()
     ready()
-    reporter = asyncio.create_task(_report(scheduler.stats, server.stats, len(nodes), label))
+    tasks = [asyncio.create_task(_report(scheduler.stats, server.stats, len(nodes), label))]
+    if parent is not None:
+        tasks.append(asyncio.create_task(_orphaned(parent, done)))
     await done.wait()
     log.info("%sstopping", label)
-    reporter.cancel()
+    for task in tasks:
+        task.cancel()
     server.close()
     scheduler.stop()
+
+
+async def _orphaned(parent: int, done: asyncio.Event) -> None:
+    """A worker stops when its parent is gone (killed before it could pass a signal on)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(2.0)
+    log.error("the parent process %d is gone; stopping", parent)
+    done.set()
 
 
 async def _report(stats: Stats, http: HttpStats, count: int, label: str) -> None:

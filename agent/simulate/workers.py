@@ -79,7 +79,7 @@ class Workers:
             def ready(info: Ready) -> None:
                 os.write(pipe, f"{info.nodes} {info.seconds:.1f}\n".encode())
 
-            code = run_nodes(plans, sockets, self.interval, stop, ready, label)
+            code = run_nodes(plans, sockets, self.interval, stop, ready, label, os.getppid())
         except BaseException:
             log.exception("worker %d failed", worker + 1)
         finally:
