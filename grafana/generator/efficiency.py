@@ -138,12 +138,7 @@ def distribution_panels() -> list[Json]:
 
 
 def waste_tables() -> list[Json]:
-    idle_healthy = (
-        f"({sel('suanli_gpu_utilization_ratio', GPU)} <= {IDLE} and on (instance, job, uuid) "
-        f"{sel('suanli_gpu_healthy', GPU)} == 1)"
-    )
-    job_info = sel("suanli_gpu_job_info", GPU)
-    jobs_on_idle = f"{idle_healthy} * on (instance, job, uuid) group_right () {job_info}"
+    jobs_on_idle = sel("gpu:suanli_gpu_allocated_idle:job_info", GPU)
     memory = (
         f"{sel('suanli_job_gpu_memory_used_bytes', GPU)} and on (instance, job, uuid) "
         f"({sel('suanli_gpu_utilization_ratio', GPU)} <= {IDLE})"

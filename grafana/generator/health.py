@@ -160,7 +160,7 @@ def trend_panels() -> list[Json]:
 
 
 def gpu_tables() -> list[Json]:
-    failing = f"{sel('suanli_gpu_health_check_failed', GPU)} == 1"
+    failing = sel("gpu:suanli_gpu_health_check_failed:failing", GPU)
     xids = (
         "sum by (cluster, hall, rack, instance, gpu, xid) "
         f"(increase({sel('suanli_gpu_xid_errors_total', GPU)}[$__range]))"

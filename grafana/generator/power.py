@@ -7,7 +7,6 @@ from grafana.generator.panels import Json, Query, bargauge, stat, table, timeser
 from grafana.generator.promql import (
     A_JOB,
     CLUSTER,
-    GPU,
     HALL,
     JOB_POWER,
     JOULES_PER_KWH,
@@ -163,8 +162,8 @@ def limit_panels() -> list[Json]:
         f"{rack_sum('suanli_gpu_throttle_seconds:rate5m', 'reason')} / ignoring (reason) "
         f"group_left () {rack_sum('suanli_gpus:count')}"
     )
-    enforced = sel("suanli_gpu_power_limit_watts", GPU, 'limit="enforced"')
-    closest = f"topk(10, {sel('suanli_gpu_power_watts', GPU)} / ignoring (limit) {enforced})"
+    power, limit = rack("suanli_gpu_power_watts:sum"), rack("suanli_gpu_power_limit_watts:sum")
+    closest = f"topk(10, {power} / {limit})"
     return [
         timeseries(
             "GPU power vs enforced limit",
@@ -182,14 +181,13 @@ def limit_panels() -> list[Json]:
             Query(throttle, legend="{{reason}}"),
         ),
         table(
-            "GPUs closest to their power limit",
-            "The 10 GPUs of the selected nodes "
-            "drawing the largest share of their enforced limit now.",
+            "Racks closest to their power limit",
+            "The 10 racks of the selection whose GPUs draw the largest share of their enforced "
+            "power limits now. Click a rack's node in the Node view for each GPU's limit.",
             "percentunit",
             Query(closest),
             rename={"Value": "power / limit"},
             w=24,
-            hide=("uuid",),
         ),
     ]
 

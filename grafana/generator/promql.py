@@ -15,8 +15,9 @@ RACK = f'{HALL},rack=~"$rack"'
 NODE = f'{RACK},instance=~"$instance"'
 GPU = f'{NODE},gpu=~"$gpu"'
 
-# One series per cluster, evaluated in the same rule group as every rollup: its sample count
-# over a range tells how many evaluations the range holds (see integral()).
+# One series per cluster, evaluated at the same interval as every rollup (all rule groups use the
+# global evaluation_interval): its sample count over a range tells how many evaluations the
+# range holds (see integral()).
 REFERENCE = f"cluster:suanli_gpus:count{{{CLUSTER}}}"
 JOB_GPUS = f"cluster_scheduler_job_id:suanli_job_gpus:count{{{CLUSTER}}}"
 JOB_POWER = "cluster_scheduler_job_id:suanli_job_gpu_energy_joules:rate5m"
