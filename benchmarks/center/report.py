@@ -267,10 +267,9 @@ def _binding(size: dict[str, Any], results: dict[str, Any]) -> str:
     if binding == "rule evaluation":
         group = max(_rule_seconds(results["prometheus"]).items(), key=lambda kv: kv[1])[0]
         text += (
-            f" Prometheus evaluates the rules of one group one after another, so `{group}` "
-            "takes the same time whatever the cores; splitting it into groups that run "
-            "concurrently (each level reading the level below from the previous evaluation, "
-            "one interval late) or making its joins cheaper lifts this limit."
+            f" Prometheus evaluates the rules of one group one after another (the five groups "
+            f"run concurrently), so `{group}` takes the same time whatever the cores; splitting "
+            "it further or making its selections cheaper lifts this limit."
         )
     return text
 
