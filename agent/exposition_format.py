@@ -73,26 +73,31 @@ def _sample_lines(name: str, family: Family) -> Iterable[str]:
             yield f"{name} {format_value(value)}\n"
 
 
+# Each family is encoded to bytes on its own and the bytes joined: at 64 GPUs a render then
+# holds one family's lines at a time instead of ~4,000 line strings plus their joined copy,
+# which lowers the peak the allocator must keep pools for.
+
+
 def encode_text(families: Iterable[Family]) -> bytes:
-    lines: list[str] = []
+    chunks: list[bytes] = []
     for family in families:
         name = family.spec.name
         help_text = family.spec.help.replace("\\", r"\\").replace("\n", r"\n")
-        lines.append(f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.kind}\n")
-        lines.extend(_sample_lines(name, family))
-    return "".join(lines).encode()
+        head = f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.kind}\n"
+        chunks.append((head + "".join(_sample_lines(name, family))).encode())
+    return b"".join(chunks)
 
 
 def encode_openmetrics(families: Iterable[Family]) -> bytes:
-    lines: list[str] = []
+    chunks: list[bytes] = []
     for family in families:
         sample_name = family.spec.name
         name = sample_name.removesuffix("_total") if family.spec.kind == "counter" else sample_name
         help_text = _label_value(family.spec.help)
-        lines.append(f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.kind}\n")
-        lines.extend(_sample_lines(sample_name, family))
-    lines.append("# EOF\n")
-    return "".join(lines).encode()
+        head = f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.kind}\n"
+        chunks.append((head + "".join(_sample_lines(sample_name, family))).encode())
+    chunks.append(b"# EOF\n")
+    return b"".join(chunks)
 
 
 def encode(content_type: str, families: Iterable[Family]) -> bytes:
