@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from agent.allocator import Allocator
 from agent.app import Agent
 from agent.reload import Loaded, Loader, Reloader
 from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_in_thread
@@ -72,12 +74,14 @@ def run(
         return EXIT_SERVE
     signals = _Signals()
     signals.install()
+    allocator = Allocator.of_this_process()
+    allocator.tune()
     sampler.sample_once()
     sampler.start(first_delay=sampler.interval)
     serve_in_thread(server)
     _log_serving(server, sampler.interval)
     notifier.ready()
-    _loop(signals, reloader, notifier)
+    _loop(signals, reloader, notifier, allocator)
     notifier.stopping()
     server.shutdown()
     server.server_close()
@@ -86,11 +90,12 @@ def run(
     return EXIT_OK
 
 
-def _loop(signals: _Signals, reloader: Reloader, notifier: Notifier) -> None:
+def _loop(signals: _Signals, reloader: Reloader, notifier: Notifier, allocator: Allocator) -> None:
     tick = min((notifier.watchdog_interval or 2.0) / 2, 1.0)
     while not signals.stop:
         signals.wake.wait(tick)
         signals.wake.clear()
+        allocator.trim_if_due(time.monotonic())
         if signals.reload and not signals.stop:
             signals.reload = False
             log.info("received SIGHUP, reloading the configuration")
