@@ -40,12 +40,8 @@ class Snapshot:
     results: tuple[CollectorResult, ...]
 
 
-class _Worker:
-    """A collector's own long-lived daemon thread (a hung call must not block exit).
-
-    One thread per collector for the agent's life: starting a thread every cycle costs little
-    time but lets the allocator's per-thread memory creep up over hours.
-    """
+class _Run:
+    """One collector's latest collection: its samples or error, and how long it took."""
 
     def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
         self.started = 0.0
@@ -55,6 +51,35 @@ class _Worker:
         self.duration = 0.0
         self._monotonic = monotonic
         self._collector = collector
+
+    def submit(self) -> None:
+        """Collect now, in the calling thread."""
+        self.started = self._monotonic()
+        self.finished.clear()
+        self._collect()
+
+    def close(self) -> None:
+        return None
+
+    def _collect(self) -> None:
+        try:
+            self.samples, self.error = self._collector.collect(), None
+        except Exception as err:
+            self.samples, self.error = [], err
+        finally:
+            self.duration = self._monotonic() - self.started
+            self.finished.set()
+
+
+class _Worker(_Run):
+    """A collector's own long-lived daemon thread (a hung call must not block exit).
+
+    One thread per collector for the agent's life: starting a thread every cycle costs little
+    time but lets the allocator's per-thread memory creep up over hours.
+    """
+
+    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
+        super().__init__(collector, monotonic)
         self._request = threading.Event()
         self._closing = False
         name = f"collect-{collector.name}"
@@ -75,13 +100,7 @@ class _Worker:
             self._request.clear()
             if self._closing:
                 return
-            try:
-                self.samples, self.error = self._collector.collect(), None
-            except Exception as err:
-                self.samples, self.error = [], err
-            finally:
-                self.duration = self._monotonic() - self.started
-                self.finished.set()
+            self._collect()
 
 
 class Sampler:
@@ -93,14 +112,18 @@ class Sampler:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_cycle: Callable[[Snapshot], None] | None = None,
+        inline: bool = False,
     ) -> None:
+        """`inline`: collect in the thread that calls `sample_once`, with no deadline (the
+        simulator, which samples many nodes from a few threads); else one thread per collector."""
         self.collectors = list(collectors)
+        self._run_type: type[_Run] = _Run if inline else _Worker
         self.interval = interval
         self._clock = clock
         self._monotonic = monotonic
         self._on_cycle = on_cycle
-        self._workers: dict[str, _Worker] = {}
-        self._inflight: dict[str, _Worker] = {}
+        self._workers: dict[str, _Run] = {}
+        self._inflight: dict[str, _Run] = {}
         self._last_success: dict[str, float] = {}
         self._logged: dict[str, str] = {}
         self._sequence = 0
@@ -116,7 +139,7 @@ class Sampler:
             if collector.name not in self._inflight:
                 worker = self._workers.get(collector.name)
                 if worker is None:
-                    worker = self._workers[collector.name] = _Worker(collector, self._monotonic)
+                    worker = self._workers[collector.name] = self._new_run(collector)
                 worker.submit()
                 self._inflight[collector.name] = worker
         results = []
@@ -135,7 +158,10 @@ class Sampler:
             self._on_cycle(snapshot)
         return snapshot
 
-    def _result(self, name: str, run: _Worker) -> CollectorResult:
+    def _new_run(self, collector: Collector) -> _Run:
+        return self._run_type(collector, self._monotonic)
+
+    def _result(self, name: str, run: _Run) -> CollectorResult:
         if not run.finished.is_set():
             waited = self._monotonic() - run.started
             error = "still running past its deadline (a hardware call is not returning)"

@@ -5,7 +5,7 @@ job accounting; power; host), from the default configuration's options, and samp
 real `Sampler.sample_once` and rendered by the real `Renderer`. Two things differ, both to
 run a thousand nodes in one process without a thousand threads each:
 
-- `InlineSampler` runs each collector in the calling thread (the scheduler's), where the
+- `Sampler(..., inline=True)` runs each collector in the calling thread (the scheduler's), where the
   agent gives every collector a worker thread of its own to survive hung NVML calls (the fake
   never hangs: the simulator injects no `slow_call` faults);
 - `PolledXidListener` registers for XID events exactly as the agent's listener does, but
@@ -18,7 +18,6 @@ in a folder of the fleet's temporary tree.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,8 @@ from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
 from agent.hw.nvml import NVMLError, NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.nvml_events import XidListener
-from agent.metrics import Sample
 from agent.reload import RELOAD_SPECS, ReloadStatus
-from agent.sampler import Sampler, _Worker
+from agent.sampler import Sampler
 from agent.simulate.hostsim import NO_SYSFS, SimHostReader, SimRapl
 from agent.simulate.scenarios import NodePlan
 
@@ -57,40 +55,6 @@ HOST_LOAD = {  # the share of a node's CPUs its role keeps busy (data loaders, s
     "idle-alloc": 0.04,
     "idle": 0.02,
 }
-
-
-class _InlineWorker(_Worker):
-    """A `Sampler` worker that collects in the caller's thread when submitted (no thread)."""
-
-    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
-        self.started = 0.0
-        self.finished = threading.Event()
-        self.samples: list[Sample] = []
-        self.error: BaseException | None = None
-        self.duration = 0.0
-        self._monotonic = monotonic
-        self._collector = collector
-
-    def submit(self) -> None:
-        self.started = self._monotonic()
-        try:
-            self.samples, self.error = self._collector.collect(), None
-        except Exception as err:
-            self.samples, self.error = [], err
-        self.duration = self._monotonic() - self.started
-        self.finished.set()
-
-    def close(self) -> None:
-        return None
-
-
-class InlineSampler(Sampler):
-    """`Sampler` whose `sample_once` runs every collector in the calling thread."""
-
-    def __init__(self, collectors: list[Collector], interval: float) -> None:
-        super().__init__(collectors, interval)
-        for collector in collectors:
-            self._workers[collector.name] = _InlineWorker(collector, self._monotonic)
 
 
 class PolledXidListener(XidListener):
@@ -213,7 +177,7 @@ def build_node(
     specs = [spec for collector in collectors for spec in collector.specs()]
     renderer = Renderer(specs)
     renderer.attach(RELOAD_SPECS, ReloadStatus().samples)  # as the agent's runner does
-    return SimNode(plan, InlineSampler(collectors, interval), renderer)
+    return SimNode(plan, Sampler(collectors, interval, inline=True), renderer)
 
 
 def node_config(plan: NodePlan, base: Config) -> Config:
