@@ -127,6 +127,8 @@ class Sampler:
         self._last_success: dict[str, float] = {}
         self._logged: dict[str, str] = {}
         self._sequence = 0
+        self._published = monotonic()  # when `latest` was published (else: when we began)
+        self._cycle_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = clock()
@@ -153,7 +155,7 @@ class Sampler:
             results.append(self._result(collector.name, run))
         self._sequence += 1
         snapshot = Snapshot(self._sequence, self._clock(), tuple(results))
-        self.latest = snapshot
+        self.latest, self._published = snapshot, self._monotonic()
         if self._on_cycle is not None:
             self._on_cycle(snapshot)
         return snapshot
@@ -186,11 +188,13 @@ class Sampler:
             log.error("collector %s failed: %s", name, error)
 
     def health(self) -> tuple[bool, str]:
-        """(healthy, why): healthy when every collector succeeded within the last 3 intervals."""
+        """(healthy, why): healthy while the sampler publishes (a snapshot within the last 3
+        intervals, its thread alive) and every collector succeeded within the last 3 intervals."""
+        stalled = self._stalled()
+        if stalled is not None or self.latest is None:
+            return False, stalled or "no sample taken yet"
         now = self._clock()
         limit = STALE_INTERVALS * self.interval
-        if self.latest is None:
-            return False, "no sample taken yet"
         problems = []
         for collector in self.collectors:
             last = self._last_success.get(collector.name, None)
@@ -205,14 +209,31 @@ class Sampler:
             f"ok: snapshot {self.latest.sequence} taken {now - self.latest.taken_at:.1f}s ago",
         )
 
-    def progressing(self) -> bool:
-        """True while snapshots keep coming and no collector is stuck past 3 intervals.
-
-        This gates the systemd watchdog: an agent stuck inside a hardware call is restarted.
-        """
+    def _stalled(self) -> str | None:
+        """Why the sampler itself is not publishing (its thread ended, or no snapshot for 3
+        intervals: stuck in a cycle), or None. Ages are monotonic: a clock step is no stall."""
+        if self.latest is None:
+            return "no sample taken yet"
         limit = STALE_INTERVALS * self.interval
-        if self.latest is None or self._clock() - self.latest.taken_at > limit:
+        age = self._monotonic() - self._published
+        last = f"last snapshot {self.latest.sequence} published {age:.1f}s ago"
+        if self._thread is not None and not self._thread.is_alive():
+            return f"sampler thread {'stopped' if self._stop.is_set() else 'died'}; {last}"
+        if age > limit:
+            failing = f"; last cycle failed: {self._cycle_error}" if self._cycle_error else ""
+            return f"sampler stuck: {last} (limit {limit:.3g}s){failing}"
+        return None
+
+    def progressing(self) -> bool:
+        """True while a live sampler keeps publishing snapshots and no collector is stuck past
+        3 intervals.
+
+        This gates the systemd watchdog: an agent stuck inside a hardware call, or whose sampler
+        thread died or hangs, is restarted.
+        """
+        if self._stalled() is not None:
             return False
+        limit = STALE_INTERVALS * self.interval
         now = self._monotonic()
         return all(now - run.started <= limit for run in list(self._inflight.values()))
 
@@ -228,12 +249,28 @@ class Sampler:
         if self._stop.wait(first_delay):
             return
         while not self._stop.is_set():
-            self.sample_once()
+            self._cycle()
             next_tick += self.interval
             now = self._monotonic()
             if next_tick < now:  # an overrun: skip the missed ticks rather than burst
                 next_tick = now + self.interval - (now - next_tick) % self.interval
             self._stop.wait(next_tick - now)
+
+    def _cycle(self) -> None:
+        """One turn of the loop: an exception ends this cycle, never the loop. Each distinct
+        one is logged once, with its traceback; a sampler that no longer publishes because of
+        it shows in `health` and `progressing`."""
+        try:
+            self.sample_once()
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            if error != self._cycle_error:
+                log.exception("sampling cycle failed: %s", error)
+            self._cycle_error = error
+            return
+        if self._cycle_error is not None:
+            log.info("sampling cycles succeed again")
+            self._cycle_error = None
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()

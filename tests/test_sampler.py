@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import pytest
 
 from agent.metrics import MetricSpec, Sample
-from agent.sampler import Sampler
+from agent.sampler import Sampler, Snapshot
 
 TEMP = MetricSpec("suanli_test_temperature_celsius", "gauge", "A test gauge.", ("sensor",))
 
@@ -157,3 +160,94 @@ def test_the_loop_samples_every_interval() -> None:
     sampler.stop()
     assert 5 <= steady.calls <= 8
     assert sampler.latest is not None and sampler.latest.sequence == steady.calls
+
+
+# --- the sampler itself: a cycle that raises never ends the loop; a dead or stuck one is seen ---
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_cycle_that_raises_is_logged_once_and_the_loop_goes_on(caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="agent.sampler")
+    failures = [RuntimeError("exporter hook broke")] * 3
+
+    def on_cycle(snapshot: Snapshot) -> None:
+        if failures and threading.current_thread().name == "sampler":
+            raise failures.pop()
+
+    steady = Steady()
+    sampler = Sampler([steady], interval=0.05, on_cycle=on_cycle)
+    sampler.start()
+    try:
+        assert wait_until(lambda: not failures and steady.calls >= 6), "the loop died"
+        assert wait_until(lambda: sampler.health()[0])
+        assert sampler.progressing()
+    finally:
+        sampler.stop()
+    logged = [r for r in caplog.records if "exporter hook broke" in r.getMessage()]
+    assert len(logged) == 1, "the same failure three times is logged once"
+    assert logged[0].exc_info is not None, "with its traceback"
+    assert any("succeed again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sampler_thread_blocked_forever_is_unhealthy_and_not_progressing() -> None:
+    block = threading.Event()
+    release = threading.Event()
+
+    def on_cycle(snapshot: Snapshot) -> None:
+        if block.is_set() and threading.current_thread().name == "sampler":
+            release.wait(10)
+
+    sampler = Sampler([Steady()], interval=0.05, on_cycle=on_cycle)
+    sampler.sample_once()
+    sampler.start(first_delay=0.05)
+    try:
+        assert sampler.health()[0] and sampler.progressing()
+        block.set()
+        assert wait_until(lambda: not sampler.progressing(), timeout=2.0)
+        healthy, why = sampler.health()
+        assert not healthy
+        assert why.startswith("sampler stuck: last snapshot "), why
+        assert "(limit 0.15s)" in why and "\n" not in why
+    finally:
+        release.set()
+        sampler.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_sampler_thread_that_died_is_unhealthy_and_not_progressing() -> None:
+    def on_cycle(snapshot: Snapshot) -> None:
+        if threading.current_thread().name == "sampler":
+            raise SystemExit  # not an Exception: nothing in the loop may catch it
+
+    sampler = Sampler([Steady()], interval=10.0, on_cycle=on_cycle)
+    sampler.sample_once()
+    assert sampler.health()[0] and sampler.progressing()
+    sampler.start()
+    assert wait_until(lambda: sampler._thread is not None and not sampler._thread.is_alive())
+    healthy, why = sampler.health()
+    assert not healthy
+    assert why.startswith("sampler thread died; last snapshot 2 published"), why
+    assert not sampler.progressing(), "well within 3 intervals: a dead thread is seen at once"
+    sampler.stop()
+
+
+def test_a_wall_clock_step_is_not_a_stall() -> None:
+    now = [1000.0]
+    sampler = Sampler([Steady()], interval=1.0, clock=lambda: now[0])
+    sampler.sample_once()
+    now[0] += 3600.0  # NTP steps the clock an hour ahead
+    assert sampler.progressing()
+    ticks = [0.0]
+    stale = Sampler([Steady()], interval=1.0, monotonic=lambda: ticks[0])
+    stale.sample_once()
+    ticks[0] += 3.5
+    assert not stale.progressing()
+    assert stale.health()[1].startswith("sampler stuck: last snapshot 1 published 3.5s ago")
