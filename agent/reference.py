@@ -5,7 +5,7 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import activity, gpu, health, host, jobs, power
+from agent.collectors import activity, gpu, health, host, infiniband, jobs, power
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
@@ -52,6 +52,10 @@ def sections() -> list[tuple[str, list[MetricSpec]]]:
         (
             'Power (collector `power`; `source="gpu"` from collector `gpu`)',
             [power.CPU_ENERGY, power.CPU_POWER, power.NODE_POWER],
+        ),
+        (
+            "InfiniBand / RoCE ports (collector `infiniband`)",
+            [*infiniband.DEFAULT_SPECS, *infiniband.DETAIL_SPECS],
         ),
         ("The agent itself", [*SELF_SPECS, *RELOAD_SPECS]),
     ]
