@@ -51,7 +51,7 @@ class KmsgCursor:
         self._offset = 0
         self._dirty = False
         self._saved_at: float | None = None
-        self._warned = False
+        self._warned: set[str] = set()
         self._load()
 
     def is_new(self, record: KmsgRecord) -> bool:
@@ -82,7 +82,11 @@ class KmsgCursor:
         try:
             _write_atomically(Path(self.state_path), json.dumps(state))
         except OSError as err:
-            return self._warn_once(f"kernel-log cursor kept in memory only: {err}")
+            return self._warn_once(
+                "save",
+                f"kernel-log cursor kept in memory only: cannot write {self.state_path}: "
+                f"{err.strerror or err}",
+            )
         self._dirty = False
 
     def close(self) -> None:
@@ -93,22 +97,22 @@ class KmsgCursor:
             return
         try:
             state: Any = json.loads(Path(self.state_path).read_text())
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, NotADirectoryError):
+            return  # first start; an unwritable place is reported when saving
         except (OSError, ValueError) as err:
-            self._warn_once(f"ignoring the kernel-log cursor {self.state_path}: {err}")
+            self._warn_once("load", f"ignoring the kernel-log cursor {self.state_path}: {err}")
             return
         if not isinstance(state, dict):
-            return self._warn_once(f"ignoring the kernel-log cursor {self.state_path}: not a map")
+            return self._warn_once("load", f"ignoring the kernel-log cursor {self.state_path}")
         seq, file, offset = state.get("seq"), state.get("file"), state.get("offset")
         if self.boot_id is not None and state.get("boot_id") == self.boot_id:
             self._seq = seq if isinstance(seq, int) else None
         if isinstance(file, str) and isinstance(offset, int):
             self._file, self._offset = file, offset
 
-    def _warn_once(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
             log.warning("%s", message)
 
 
