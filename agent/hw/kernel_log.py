@@ -48,7 +48,10 @@ class KernelLogWatcher:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="kernel-log", daemon=True)
+            self._stop = threading.Event()  # a thread that outlived stop() keeps its own, set
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="kernel-log", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -80,15 +83,15 @@ class KernelLogWatcher:
         self.cursor.save()
         return handled
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             batch = self._poll()
             self.cursor.save()
             if batch is None:
                 self._backoff = min(MAX_BACKOFF, max(1.0, self._backoff * 2))
-                self._stop.wait(self._backoff)
+                stop.wait(self._backoff)
             elif batch[0] == 0:
-                self._stop.wait(self.poll_interval)
+                stop.wait(self.poll_interval)
 
     def _poll(self) -> tuple[int, int] | None:
         """One poll: (records read, new records), or None when the log cannot be read."""
