@@ -5,10 +5,11 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
@@ -22,21 +23,47 @@ from agent.hw.host import HostReader
 from agent.hw.nvml import NvmlGateway, pynvml
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.rapl import RaplReader
-from agent.sampler import Sampler
+from agent.metrics import Sample
+from agent.sampler import CollectorResult, Sampler, Snapshot
+
+# Each GPU's read must end within this share of the interval: the rest of the cycle is for
+# the other collectors' work on the GPU collector's thread (job accounting) and rendering.
+GPU_DEADLINE_SHARE = 0.6
 
 
 @dataclass
 class Agent:
+    GPM_WINDOW_S: ClassVar[float] = 1.0  # between --once's two samples: GPM's interval
+
     config: Config
     collectors: list[Collector]
     sampler: Sampler
     renderer: Renderer
 
-    def exposition(self) -> str:
-        """One sample, rendered as Prometheus text: what `--once` prints."""
+    def exposition(self, advance: Callable[[float], None] | None = None) -> str:
+        """One sample, rendered as Prometheus text: what `--once` prints.
+
+        GPM activity needs two samples a known interval apart, so a first sample is taken,
+        then `advance(GPM_WINDOW_S)`, then the sample printed. By default `advance` sleeps (real
+        NVML; skipped while NVML is down: no GPU to measure); the simulator moves its clock.
+        """
+        first = self.sampler.sample_once()
+        if advance is not None:
+            advance(self.GPM_WINDOW_S)
+        elif any(s.spec.name == "suanli_nvml_up" and s.value == 1 for s in self._samples(first)):
+            time.sleep(self.GPM_WINDOW_S)
         snapshot = self.sampler.sample_once()
         body, _ = self.renderer.render(snapshot)
         return body.decode()
+
+    @staticmethod
+    def _samples(snapshot: Snapshot) -> Iterator[Sample]:
+        return (sample for result in snapshot.results for sample in result.samples)
+
+    def failures(self) -> list[CollectorResult]:
+        """The collectors that failed in the latest sample."""
+        latest = self.sampler.latest
+        return [] if latest is None else [r for r in latest.results if not r.success]
 
 
 def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -> Any:
@@ -49,17 +76,28 @@ def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -
     return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
 
 
-def job_accounting(jobs: JobsCollectorConfig, nvml: Any) -> JobAccounting:
-    """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
-    procfs, host_root, before_read = jobs.procfs, jobs.host_root, None
-    if nvml is not pynvml:
-        from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
+def fake_host(nvml: Any) -> str:
+    """A temporary host root for the simulator: its runtime state and its PCI bus (`sys/`)."""
+    from agent.hw.fake_procfs import write_runtime_state
+    from agent.hw.fake_sysfs import write_pci_devices
 
-        host_root = tempfile.mkdtemp(prefix="suanli-fake-host-")
-        atexit.register(shutil.rmtree, host_root, ignore_errors=True)
+    host_root = tempfile.mkdtemp(prefix="suanli-fake-host-")
+    atexit.register(shutil.rmtree, host_root, ignore_errors=True)
+    write_runtime_state(nvml.scenario, host_root)
+    write_pci_devices(nvml.scenario, str(Path(host_root) / "sys"))
+    return host_root
+
+
+def job_accounting(jobs: JobsCollectorConfig, nvml: Any, host_root: str | None) -> JobAccounting:
+    """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
+    procfs, before_read = jobs.procfs, None
+    if host_root is not None:
+        from agent.hw.fake_procfs import FakeProcfs
+
         procfs = str(Path(host_root) / "proc")
-        write_runtime_state(nvml.scenario, host_root)
         before_read = FakeProcfs(nvml.scenario, procfs, clock=nvml.now).sync
+    else:
+        host_root = jobs.host_root
     options = JobsOptions(
         procfs=procfs,
         host_root=host_root,
@@ -86,14 +124,22 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
     gpu = config.collectors.gpu
     if gpu.enabled:
         module = nvml if nvml is not None else nvml_module(config)
+        host_root = None if module is pynvml else fake_host(module)
         jobs = config.collectors.jobs
         backend = NvmlBackend(
             NvmlGateway(module),
-            BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled),
+            BackendOptions(
+                xid_events=gpu.xid_events,
+                gpm=gpu.gpm,
+                processes=jobs.enabled,
+                gpu_deadline_s=GPU_DEADLINE_SHARE * config.interval,
+                sysfs=gpu.sysfs if host_root is None else str(Path(host_root) / "sys"),
+                expected_gpus=gpu.expected_gpus,
+            ),
         )
         health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
         options = GpuOptions(detail=gpu.detail, health=health)
-        accounting = job_accounting(jobs, module) if jobs.enabled else None
+        accounting = job_accounting(jobs, module, host_root) if jobs.enabled else None
         collectors.append(GpuCollector(backend, options, jobs=accounting))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)

@@ -44,6 +44,22 @@ class GpuCollectorConfig:
     gpm: bool = True
     xid_window: float = 3600.0
     critical_xids: tuple[int, ...] = tuple(CRITICAL_XIDS)
+    expected_gpus: int = 0  # 0: as many as the PCI bus shows
+    sysfs: str = "/sys"
+
+
+@dataclass(frozen=True)
+class KmsgCollectorConfig:
+    enabled: bool = True
+    path: str = "/dev/kmsg"
+    state_file: str = "/var/lib/suanli-agent/kmsg-cursor.json"
+
+
+@dataclass(frozen=True)
+class InfinibandCollectorConfig:
+    enabled: bool = True
+    sysfs: str = "/sys"
+    detail: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,8 @@ class CollectorsConfig:
     host: HostCollectorConfig = field(default_factory=HostCollectorConfig)
     power: PowerCollectorConfig = field(default_factory=PowerCollectorConfig)
     jobs: JobsCollectorConfig = field(default_factory=JobsCollectorConfig)
+    kmsg: KmsgCollectorConfig = field(default_factory=KmsgCollectorConfig)
+    infiniband: InfinibandCollectorConfig = field(default_factory=InfinibandCollectorConfig)
 
 
 @dataclass(frozen=True)
@@ -143,6 +161,14 @@ def _string(value: Any) -> str:
     return value
 
 
+def _gpu_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
+        raise ValueError(
+            f"must be a whole number of GPUs from 0 (the PCI bus decides) to 1024, got {value!r}"
+        )
+    return value
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10_000:
         raise ValueError(f"must be a whole number from 1 to 10000, got {value!r}")
@@ -187,6 +213,14 @@ _CHECKS: dict[str, Check] = {
     "collectors.gpu.gpm": _bool,
     "collectors.gpu.xid_window": parse_duration,
     "collectors.gpu.critical_xids": _xid_list,
+    "collectors.gpu.expected_gpus": _gpu_count,
+    "collectors.gpu.sysfs": _string,
+    "collectors.kmsg.enabled": _bool,
+    "collectors.kmsg.path": _string,
+    "collectors.kmsg.state_file": _string,
+    "collectors.infiniband.enabled": _bool,
+    "collectors.infiniband.sysfs": _string,
+    "collectors.infiniband.detail": _bool,
     "collectors.host.enabled": _bool,
     "collectors.host.procfs": _string,
     "collectors.jobs.enabled": _bool,

@@ -59,11 +59,11 @@ class Node:
         """Wait until the listener thread has counted `total` XIDs over all GPUs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            record = self.backend.xid.record()
+            record = self.backend.ledger.record()
             if sum(sum(codes.values()) for codes in record.counts.values()) >= total:
                 return
             time.sleep(0.02)
-        raise AssertionError(f"fewer than {total} XIDs counted: {self.backend.xid.record()}")
+        raise AssertionError(f"fewer than {total} XIDs counted: {self.backend.ledger.record()}")
 
     def at(self, t: float) -> Series:
         """Collect at simulated time `t` and return {(name, labels): value}."""

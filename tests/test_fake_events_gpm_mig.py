@@ -48,7 +48,8 @@ def listen(nv: FakeNvml, gpus: range | list[int]) -> Any:
 
 
 def drain(nv: FakeNvml, event_set: Any) -> list[tuple[int, int]]:
-    """Every pending event as (GPU index, XID), without waiting."""
+    """Every pending event as (GPU, XID), without waiting; the GPU known by its handle, as a
+    lost GPU's handle answers GPU_IS_LOST to nvmlDeviceGetIndex too."""
     out = []
     while True:
         try:
@@ -56,7 +57,7 @@ def drain(nv: FakeNvml, event_set: Any) -> list[tuple[int, int]]:
         except P.NVMLError_Timeout:
             return out
         assert event.eventType == XID
-        out.append((nv.nvmlDeviceGetIndex(event.device), event.eventData))
+        out.append((nv.handles.index(event.device), event.eventData))
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -74,6 +75,8 @@ def test_xid_events_arrive_once_in_time_order_even_from_a_lost_gpu() -> None:
     assert (event.device, event.eventData) == (nv.handles[1], 48)
     assert event.gpuInstanceId == event.computeInstanceId == 0xFFFFFFFF  # not MIG-scoped
     assert drain(nv, event_set) == [(3, 79)]
+    with pytest.raises(P.NVMLError_GpuIsLost):  # the driver answers nothing on that handle
+        nv.nvmlDeviceGetIndex(nv.handles[3])
     clock.t = 500.0
     assert drain(nv, event_set) == [], "each event is delivered once"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -106,6 +108,7 @@ def _calls(nv: FakeNvml, handle: Any) -> Iterator[Call]:
         for counter in (nv.NVML_VOLATILE_ECC, nv.NVML_AGGREGATE_ECC):
             yield "nvmlDeviceGetTotalEccErrors", (handle, error, counter), {}
     yield "nvmlDeviceGetNvLinkState", (handle, 0), {}
+    yield "nvmlDeviceGetGpuFabricInfo", (handle, ctypes.byref(nv.c_nvmlGpuFabricInfo_t())), {}
     yield "nvmlDeviceGetFieldValues", (handle, [nv.NVML_FI_DEV_MEMORY_TEMP, (139, 1)]), {}
     for since in (0, nv.epoch_us + 9_000_000, 1 << 63):  # every sample, the last second's, none
         yield "nvmlDeviceGetProcessUtilization", (handle, since), {}
@@ -249,6 +252,22 @@ def test_return_shapes_follow_pynvml() -> None:
             if isinstance(out, (list, tuple)) and name != "nvmlDeviceGetRetiredPages":
                 assert len(out) == {"nvmlDeviceGetRemappedRows": 4}.get(name, 2)
     assert seen == set(shapes) - {"nvmlDeviceGetRetiredPages"}  # NOT_SUPPORTED on every model
+
+
+def test_a_structure_passed_by_value_where_nvml_h_wants_a_pointer_fails_loudly() -> None:
+    """On a real H200, the fabric-info call with its structure by value crashed the process
+    (../shared/reference/h200/README.md); the fake refuses it instead of answering."""
+    nv = FakeNvml(load_scenario("h200-8"))
+    nv.nvmlInit()
+    handle = nv.nvmlDeviceGetHandleByIndex(0)
+    with pytest.raises(TypeError, match="expects a pointer to c_nvmlGpuFabricInfo_t"):
+        nv.nvmlDeviceGetGpuFabricInfo(handle, nv.c_nvmlGpuFabricInfo_t())
+    with pytest.raises(TypeError, match="would crash the process"):
+        nv.nvmlDeviceGetGpuFabricInfo(handle, ctypes.byref(nv.c_nvmlMemory_t()))
+    info = nv.c_nvmlGpuFabricInfo_t()
+    assert nv.nvmlDeviceGetGpuFabricInfo(handle, ctypes.byref(info)) == nv.NVML_SUCCESS
+    # the HGX H200 captures: "State: Completed, Status: Success, CliqueId: 0"
+    assert (info.state, info.status, info.cliqueId) == (nv.NVML_GPU_FABRIC_STATE_COMPLETED, 0, 0)
 
 
 def test_constants_and_classes_are_pynvml_s_and_unimplemented_functions_are_absent() -> None:

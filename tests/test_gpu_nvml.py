@@ -133,7 +133,9 @@ def test_a_lost_gpu_keeps_up_0_under_its_uuid_and_the_others_continue() -> None:
         "suanli_gpu_info",
         "suanli_gpu_healthy",
         "suanli_gpu_health_check_failed",
+        "suanli_gpu_unresponsive_seconds",
     }
+    assert during[("suanli_gpu_unresponsive_seconds", ("2", uuid, "lost"))] > 0
     assert during[("suanli_gpu_health_check_failed", ("2", uuid, "lost"))] == 1.0
     assert during[("suanli_gpu_healthy", ("2", uuid))] == 0.0
     for gpu in ("0", "1", "3"):

@@ -1,4 +1,8 @@
-"""An NVML call that hangs never blocks a scrape or silences the other collectors."""
+"""An NVML call that hangs never blocks a scrape or silences the other collectors.
+
+A call on one GPU's handle hangs only that GPU (tests/test_driver_faults.py); a call with no
+GPU (here the device count, asked when NVML is discovered) hangs the GPU collector itself.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ HANGING = """
 name: hanging-power-call
 gpus: {model: H100-SXM5-80GB, count: 2, workload: training}
 faults:
-  - {kind: slow_call, functions: [nvmlDeviceGetPowerUsage], seconds: 30, at: 0}
+  - {kind: slow_call, functions: [nvmlDeviceGetCount], seconds: 30, at: 0}
 """
 
 

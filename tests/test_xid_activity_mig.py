@@ -155,9 +155,11 @@ def test_activity_is_absent_where_gpm_is_unsupported_and_on_the_first_sample() -
 
 
 def test_peak_flops_come_from_the_model_table_and_are_absent_for_unknown_precisions() -> None:
-    series = node("l40s-4", xid_events=False).at(10.0)
+    series = node("l40s-4", detail=True, xid_events=False).at(10.0)
     peaks = keyed(series, "suanli_gpu_peak_flops")["0"]
     assert peaks == {"fp32": 91.6e12, "tf32": 183e12, "bf16": 362e12, "fp8": 733e12}
+    by_default = node("l40s-4", xid_events=False).at(10.0)
+    assert keyed(by_default, "suanli_gpu_peak_flops")["0"] == {"bf16": 362e12}
 
 
 def mig_series(series: Series, name: str) -> dict[tuple[str, str, str], float]:

@@ -53,7 +53,7 @@ MIG_PIPE = MetricSpec(
 PEAK_FLOPS = MetricSpec(
     "suanli_gpu_peak_flops",
     "gauge",
-    "Dense datasheet peak of the model, FLOP/s.",
+    "Dense datasheet peak of the model, FLOP/s: bf16 by default, every precision with detail.",
     (*GPU, "precision"),
 )
 MIG_INFO = MetricSpec(
@@ -92,12 +92,16 @@ def activity_samples(
     return samples
 
 
-def gpu_samples(reading: GpuReading, ids: tuple[str, str]) -> list[Sample]:
+DEFAULT_PEAKS = ("bf16",)  # what efficiency rules and panels use; the rest costs 32 series
+
+
+def gpu_samples(reading: GpuReading, ids: tuple[str, str], detail: bool = False) -> list[Sample]:
     """Activity, peak FLOP/s and MIG instances of one GPU that is up."""
     samples = activity_samples(reading.activity, GPU_RATIOS, GPU_PIPE, ids)
     samples += [
         Sample(PEAK_FLOPS, (*ids, precision), flops)
         for precision, flops in peak_flops(reading.device.model).items()
+        if detail or precision in DEFAULT_PEAKS
     ]
     for mig in reading.mig:
         samples += _mig_samples(mig, ids)

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from agent.collectors import activity
+from agent.collectors import activity, gpu_presence
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
+from agent.collectors.gpu_presence import Responsiveness, gpu_ids
 from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
 from agent.collectors.jobs import JobAccounting
 from agent.collectors.power import NODE_POWER
@@ -52,6 +53,7 @@ class GpuCollector:
         self.options = options or GpuOptions()
         self.jobs = jobs
         self.health = HealthChecker(self.options.health, clock)
+        self.responsiveness = Responsiveness(clock)
         self.last: GpuSnapshot | None = None
 
     def specs(self) -> Sequence[MetricSpec]:
@@ -67,12 +69,14 @@ class GpuCollector:
             XID_ERRORS,
             *families,
             *activity.SPECS,
+            *gpu_presence.SPECS,
         ]
 
     def collect(self) -> list[Sample]:
         snapshot = self.backend.read()
         self.last = snapshot
         samples = _nvml_samples(snapshot)
+        samples += gpu_presence.inventory_samples(snapshot.inventory)
         for reading in snapshot.readings:
             samples.extend(self._gpu_samples(reading, snapshot))
         watts = [r.power_watts for r in snapshot.readings if r.up and r.power_watts is not None]
@@ -83,17 +87,18 @@ class GpuCollector:
         return samples
 
     def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:
-        device = reading.device
-        ids = (str(device.index), device.uuid)
+        ids = gpu_ids(reading.device)
         samples = [
             Sample(UP, ids, 1.0 if reading.up else 0.0),
             _info(reading, snapshot.status, ids),
         ]
         samples += self._health_samples(reading, snapshot, ids)
+        samples += self.responsiveness.samples(reading, ids)
         if not reading.up:
             return samples
-        samples += activity.gpu_samples(reading, ids)
         detail = self.options.detail
+        samples += activity.gpu_samples(reading, ids, detail)
+        samples += gpu_presence.fabric_samples(reading, ids)
         for family in FAMILIES:
             if family.spec.detail and not detail:
                 continue
@@ -113,7 +118,7 @@ class GpuCollector:
         verdicts = self.health.verdicts(reading, snapshot.xid)
         samples = [Sample(HEALTHY, ids, 0.0 if any(verdicts.values()) else 1.0)]
         samples += [Sample(CHECK_FAILED, (*ids, c), float(f)) for c, f in verdicts.items()]
-        codes = snapshot.xid.counts.get(reading.device.index, {})
+        codes = snapshot.xid.counts.get(reading.device.xid_key, {})
         samples += [Sample(XID_ERRORS, (*ids, str(c)), float(n)) for c, n in sorted(codes.items())]
         return samples
 

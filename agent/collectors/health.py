@@ -7,9 +7,10 @@ A check whose input NVML does not provide on a board (no NVLink, no row remapper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 
+from agent.collectors.gpu_presence import fabric_problem
 from agent.hw import GpuReading, XidRecord
 from agent.metrics import MetricSpec
 
@@ -40,7 +41,10 @@ CHECKS = (
     "thermal",
     "nvlink_down",
     "recovery_action",
+    "fabric",
 )
+# Present only for a GPU that is expected but not listed by NVML (always 1 then).
+MISSING_CHECK = "missing"
 
 HEALTHY = MetricSpec(
     "suanli_gpu_healthy",
@@ -78,27 +82,30 @@ class HealthChecker:
 
     def verdicts(self, reading: GpuReading, xid: XidRecord) -> dict[str, bool]:
         if not reading.up:
-            return {
+            verdicts = {
                 check: check in ("lost", "xid_critical") and self._check(check, reading, xid)
                 for check in CHECKS
             }
+            if reading.down_reason == MISSING_CHECK:
+                verdicts[MISSING_CHECK] = True
+            return verdicts
         return {check: self._check(check, reading, xid) for check in CHECKS}
 
     def _check(self, check: str, r: GpuReading, xid: XidRecord) -> bool:
         if check == "lost":
             return not r.up
         if check == "xid_critical":
-            return self._recent_critical_xid(r.device.index, xid)
+            return self._recent_critical_xid(r.device.xid_key, xid)
         if check == "uncorrectable_ecc":
             return self._uncorrectable_ecc(r)
         if check == "pcie_link_degraded":
             return _pcie_degraded(r)
         return _STATE_CHECKS[check](r)
 
-    def _recent_critical_xid(self, index: int, xid: XidRecord) -> bool:
+    def _recent_critical_xid(self, key: Hashable, xid: XidRecord) -> bool:
         since = self._clock() - self.options.xid_window_seconds
         return any(
-            gpu == index and code in self.options.critical_xids and seen >= since
+            gpu == key and code in self.options.critical_xids and seen >= since
             for (gpu, code), seen in xid.last_seen.items()
         )
 
@@ -138,4 +145,5 @@ _STATE_CHECKS: dict[str, Callable[[GpuReading], bool]] = {
     ),
     "nvlink_down": lambda r: any(not up for up in r.nvlink_up.values()),
     "recovery_action": lambda r: (r.recovery_action or 0) > 0,
+    "fabric": fabric_problem,
 }

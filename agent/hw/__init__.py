@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from agent.hw.pci import pci_address
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,12 @@ class GpuDevice:
     pcie_max_generation: int | None = None
     pcie_max_width: int | None = None
     nvlink_count: int = 0
+
+    @cached_property
+    def xid_key(self) -> Hashable:
+        """How this GPU's XIDs are filed: its PCI address, which the kernel log names too and
+        which stays known after the GPU stops answering; its UUID when NVML gave no bus id."""
+        return pci_address(self.pci_bus_id) or self.uuid
 
 
 @dataclass
@@ -68,6 +77,10 @@ class GpuReading:
     activity: dict[str, float] = field(default_factory=dict)  # GPM ratios, Hopper and newer
     mig: list[MigReading] = field(default_factory=list)
     processes: list[GpuProcess] | None = None  # None: not read (jobs off, or NVML refused)
+    down_reason: str | None = None  # when not up: lost, hung, error, missing or nvml_down
+    fabric_state: int | None = None  # NVSwitch fabric: NVML_GPU_FABRIC_STATE_*; None: no fabric
+    fabric_status: int | None = None  # NVML return code of the fabric registration
+    fabric_clique: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,10 +112,11 @@ class MigReading:
 
 @dataclass(frozen=True)
 class XidRecord:
-    """XID events seen per GPU index: counts by code, and when each code was last seen."""
+    """XIDs counted per GPU (keyed by `xid_key(device)`): counts by code, and the wall time each
+    code was last seen."""
 
-    counts: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
-    last_seen: Mapping[tuple[int, int], float] = field(default_factory=dict)
+    counts: Mapping[Hashable, Mapping[int, int]] = field(default_factory=dict)
+    last_seen: Mapping[tuple[Hashable, int], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,3 +138,17 @@ class GpuSnapshot:
     readings: list[GpuReading] = field(default_factory=list)
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
     xid: XidRecord = field(default_factory=XidRecord)
+    inventory: GpuInventory | None = None
+
+
+@dataclass(frozen=True)
+class GpuInventory:
+    """How many GPUs the node should have and has: expected (PCI bus, configuration, or seen),
+    present (answering this cycle), lost (expected but not answering)."""
+
+    expected: int
+    present: int
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.present)

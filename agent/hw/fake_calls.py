@@ -21,6 +21,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from agent.hw.fake_device import FakeGpu, fail
 from agent.hw.fake_functions import SYMBOLS
+from agent.hw.fake_latency import call_seconds
 from agent.hw.fake_mig_device import MigDevice
 from agent.hw.fake_scenario import Fault, Scenario
 from agent.hw.nvml import pynvml
@@ -31,9 +32,7 @@ _T = TypeVar("_T")
 _S = TypeVar("_S", bound="FakeNvmlBase")
 _PURE_HELPERS = {"nvmlExceptionClass", "nvmlStructToFriendlyObject", "nvmlFriendlyObjectToStruct"}
 _INIT = ("nvmlInit", "nvmlShutdown")
-# Host-side bookkeeping; NVML documents no GPU_IS_LOST for it (so an XID 79 event's device can be
-# identified after its GPU fell off the bus)
-_ANSWERED_WHEN_LOST = frozenset({"nvmlDeviceGetIndex"})
+HANG_POLL_S = 0.05  # how often a hung call looks whether its fault has ended (real time)
 MIG_HANDLE_FUNCTIONS = frozenset(
     {
         "nvmlDeviceGetIndex",
@@ -157,6 +156,13 @@ class FakeNvmlBase:
         self._refcount = 0
         self.gpus = [FakeGpu(scenario, i, spec) for i, spec in enumerate(scenario.gpus)]
         self.handles = [FakeHandle(self, i) for i in range(len(self.gpus))]
+        # A GPU that failed at boot is not enumerated: the count shrinks and the NVML indexes
+        # of the GPUs after it move down; every GPU keeps its UUID and bus id.
+        missing = {
+            i for f in scenario.faults_of("missing") for i in f.gpus or range(len(self.gpus))
+        }
+        self.enumerated = [i for i in range(len(self.gpus)) if i not in missing]
+        self._hangs_released = threading.Event()
         self.missing = {
             name for f in scenario.faults_of("missing_functions") for name in f.functions
         }
@@ -192,7 +198,7 @@ class FakeNvmlBase:
             self._function_missing(name)
         if device and gpu is None:
             fail(P.NVML_ERROR_INVALID_ARGUMENT)
-        if gpu is not None and gpu.active("gpu_lost", t) and name not in _ANSWERED_WHEN_LOST:
+        if gpu is not None and gpu.active("gpu_lost", t):  # every query, index and UUID too
             fail(P.NVML_ERROR_GPU_IS_LOST)
         if isinstance(handle, FakeMigHandle) and name not in MIG_HANDLE_FUNCTIONS:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
@@ -204,9 +210,31 @@ class FakeNvmlBase:
         return gpu
 
     def maybe_slow(self, name: str, t: float, gpu: int | None) -> None:
+        """Latency, slow calls and hangs: all outside the global lock, so a call that blocks
+        on one GPU's handle delays no call on another GPU."""
+        delay = call_seconds(self.scenario.latency, name)
+        if delay:
+            self._sleep(delay)
         for fault in self.faults("slow_call", t, gpu):
             if fault.covers(name):
                 self._sleep(fault.seconds)
+        if gpu is not None:
+            self._hang(name, gpu)
+
+    def _hang(self, name: str, gpu: int) -> None:
+        """Block while a `hang` fault covers this call on this GPU (in simulated time)."""
+        while not self._hangs_released.is_set():
+            if not any(f.covers(name) for f in self.faults("hang", self.now(), gpu)):
+                return
+            self._hangs_released.wait(HANG_POLL_S)
+
+    def release_hangs(self) -> None:
+        """End every hang now and for good (a test's clean-up, so no thread stays blocked)."""
+        self._hangs_released.set()
+
+    def nvml_index(self, gpu: int) -> int:
+        """The NVML index of scenario GPU `gpu` (its place among the enumerated GPUs)."""
+        return self.enumerated.index(gpu)
 
     def faults(self, kind: str, t: float, gpu: int | None) -> list[Fault]:
         """Faults of `kind` active at t for this GPU (None: a call with no device)."""

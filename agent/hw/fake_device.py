@@ -34,6 +34,7 @@ _GPU_FAULTS = (
     "recovery_action",
     "xid",
     "events_unsupported",
+    "fabric_incomplete",
 )
 
 
@@ -243,6 +244,17 @@ class FakeGpu:
     def recovery_action(self, t: float) -> int:
         fault = self.active("recovery_action", t)
         return fault.action if fault else P.NVML_GPU_RECOVERY_ACTION_NONE
+
+    def fabric(self, t: float) -> tuple[int, int]:
+        """(state, status) of nvmlDeviceGetGpuFabricInfo. HGX boards (NVLink to NVSwitches)
+        answer Completed/Success with clique 0 and a zero cluster UUID, as the H100 and H200
+        SXM captures show; boards without a fabric answer state NOT_SUPPORTED (what the call
+        returned on a real single H200 in a VM, ../shared/reference/h200/README.md)."""
+        if self.model.nvlink_links == 0:
+            return int(P.NVML_GPU_FABRIC_STATE_NOT_SUPPORTED), int(P.NVML_SUCCESS)
+        if self.active("fabric_incomplete", t):
+            return int(P.NVML_GPU_FABRIC_STATE_IN_PROGRESS), int(P.NVML_ERROR_NOT_READY)
+        return int(P.NVML_GPU_FABRIC_STATE_COMPLETED), int(P.NVML_SUCCESS)
 
     # --- NVLink ---------------------------------------------------------------------------
     def check_nvlink(self, link: int | None = None) -> None:

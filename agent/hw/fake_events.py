@@ -4,8 +4,10 @@ Every `xid` fault (`count` identical events at time `at`) becomes pending on eac
 registered nvmlEventTypeXidCriticalError for its GPU, once simulated time reaches `at`, provided
 `at` is not before that registration (as in NVML, a set only sees events that happen after it
 registered). Each event is delivered once per set, oldest first (ties: lower GPU index). Events
-of a GPU that is lost are still delivered: a real GPU reports XID 79 as it falls off the bus,
-and the driver's queue does not depend on the GPU answering afterwards.
+of a GPU that is lost are still delivered, carrying the same handle the agent registered: a real
+GPU reports XID 79 as it falls off the bus, the driver's queue does not depend on the GPU
+answering afterwards, and every query on that handle (nvmlDeviceGetIndex included) then answers
+GPU_IS_LOST, so a listener must know the GPU by its handle, not by asking it.
 
 A wait never holds the fake's global lock: it polls its set (every 50 ms of real time at most)
 until an event is pending or `timeoutms` of real time has passed. An NVML shutdown (to refcount
@@ -215,4 +217,4 @@ class EventsApi(FakeNvmlBase):
     def nvmlDeviceGetIndex(self, handle: FakeGpu, mig: MigDevice | None) -> int:
         """The GPU's index; for a MIG device handle its index under its GPU (as NVML says: one
         nvmlDeviceGetMigDeviceHandleByIndex takes)."""
-        return handle.index if mig is None else mig.index
+        return self.nvml_index(handle.index) if mig is None else mig.index

@@ -51,6 +51,7 @@ FUNCTIONS = frozenset(
         "nvmlDeviceGetDecoderUtilization",
         "nvmlDeviceGetTotalEccErrors",
         "nvmlDeviceGetNvLinkState",
+        "nvmlDeviceGetGpuFabricInfo",
         "nvmlDeviceGetFieldValues",
         "nvmlDeviceGetComputeRunningProcesses",
         "nvmlDeviceGetComputeRunningProcesses_v2",

@@ -13,6 +13,7 @@ nothing ever reaches a real driver. Simulated time is `clock()` (default: second
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,15 +71,16 @@ class FakeNvml(EventsApi, GpmApi, MigApi, ProcessApi):
 
     @system
     def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
+        return len(self.enumerated)
 
     @system
     def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeHandle:
-        if not isinstance(index, int) or not 0 <= index < len(self.gpus):
+        if not isinstance(index, int) or not 0 <= index < len(self.enumerated):
             fail(P.NVML_ERROR_INVALID_ARGUMENT)
-        if self.gpus[index].active("gpu_lost", self.now()):  # documented for this call
+        gpu = self.enumerated[index]
+        if self.gpus[gpu].active("gpu_lost", self.now()):  # documented for this call
             fail(P.NVML_ERROR_GPU_IS_LOST)
-        return self.handles[index]
+        return self.handles[gpu]
 
     # --- identity -------------------------------------------------------------------------
     @device
@@ -247,6 +249,16 @@ class FakeNvml(EventsApi, GpmApi, MigApi, ProcessApi):
         return handle.ecc_errors(self.now(), errorType)  # volatile == aggregate: no reboots
 
     @device
+    def nvmlDeviceGetGpuFabricInfo(self, device: FakeGpu, gpuFabricInfo: Any) -> int:
+        """Fills the structure `gpuFabricInfo` points to. pynvml passes the argument straight
+        to C, which expects a pointer: a structure passed by value crashed a real H200's
+        process (segfault), so the fake refuses it loudly instead of accepting it."""
+        info = _pointed_to(gpuFabricInfo, P.c_nvmlGpuFabricInfo_t, "nvmlDeviceGetGpuFabricInfo")
+        info.state, info.status = device.fabric(self.now())
+        info.cliqueId = 0
+        return int(P.NVML_SUCCESS)
+
+    @device
     def nvmlDeviceGetNvLinkState(self, device: FakeGpu, link: int) -> int:
         return device.nvlink_state(self.now(), link)
 
@@ -261,3 +273,17 @@ class FakeNvml(EventsApi, GpmApi, MigApi, ProcessApi):
                 values[i].fieldId = field
             fill_field(handle, values[i], t)
         return values
+
+
+def _pointed_to(argument: Any, struct: type, function: str) -> Any:
+    """The structure a ctypes pointer or byref() refers to; TypeError for anything else
+    (on a real driver, a structure by value or a wrong type corrupts memory or crashes)."""
+    target = getattr(argument, "_obj", None)  # ctypes.byref(...)
+    if target is None and isinstance(argument, ctypes._Pointer):
+        target = argument.contents
+    if not isinstance(target, struct):
+        raise TypeError(
+            f"{function}: nvml.h expects a pointer to {struct.__name__}, got "
+            f"{type(argument).__name__}: on a real driver this call would crash the process"
+        )
+    return target

@@ -77,6 +77,9 @@ FAULT_KEYS: dict[str, set[str]] = {
     "nvlink_down": _COMMON | {"links"},
     "recovery_action": _COMMON | {"action"},
     "events_unsupported": {"kind", "gpu", "gpus"},  # event registration answers NOT_SUPPORTED
+    "hang": _COMMON | {"functions"},  # calls on the GPU's handle block while it lasts
+    "missing": {"kind", "gpu", "gpus"},  # failed at boot: on the PCI bus, not enumerated
+    "fabric_incomplete": _COMMON,  # NVSwitch fabric registration stuck in progress
 }
 _REQUIRED = {
     "slow_call": {"functions", "seconds"},
@@ -86,7 +89,8 @@ _REQUIRED = {
 }
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
-_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs"}
+_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency"}
+LATENCIES = ("none", "h200")  # fake_latency.PROFILES
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class Scenario:
     nvml_version: str = ""
     faults: tuple[Fault, ...] = field(default=())
     jobs: tuple[JobSpec, ...] = field(default=())  # see fake_jobs
+    latency: str = "none"  # "h200": calls take the time they took on a real H200
 
     def faults_of(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
@@ -185,10 +190,16 @@ def _scenario(data: Any) -> Scenario:
         _fault(f, f"faults[{i}]", len(gpus))
         for i, f in enumerate(typed(top.get("faults", []), "faults", list))
     )
+    missing = {g for f in faults if f.kind == "missing" for g in f.gpus or range(len(gpus))}
+    if len(missing) == len(gpus):
+        raise ScenarioError("faults: every GPU is missing; leave at least one enumerated")
     seed = typed(top.get("seed", 0), "seed", int)
     jobs = parse_jobs(top.get("jobs", []), seed, [len(g.mig) for g in gpus])
     cuda = typed(top.get("cuda_driver_version", 12070), "cuda_driver_version", int)
     driver = typed(top.get("driver_version", "565.57.01"), "driver_version", str)
+    latency = typed(top.get("latency", "none"), "latency", str)
+    if latency not in LATENCIES:
+        raise ScenarioError(f'latency: must be one of {", ".join(LATENCIES)}, got "{latency}"')
     return Scenario(
         name=typed(top["name"], "name", str),
         description=typed(top.get("description", ""), "description", str),
@@ -201,6 +212,7 @@ def _scenario(data: Any) -> Scenario:
         gpus=gpus,
         faults=faults,
         jobs=jobs,
+        latency=latency,
     )
 
 

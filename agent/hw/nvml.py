@@ -11,6 +11,7 @@ gives the rest of the agent three guarantees:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import threading
@@ -244,6 +245,16 @@ class NvmlGateway:
 
     def is_unsupported(self, function: str, key: Hashable) -> bool:
         return (function, key) in self._unsupported
+
+    @staticmethod
+    def handle_key(handle: Any) -> Hashable:
+        """A device handle's identity: the address it points to (a pynvml handle is a ctypes
+        pointer, and an event's `device` field is a new pointer object to the same address);
+        the object itself for a handle that is not a ctypes pointer."""
+        try:
+            return ctypes.cast(handle, ctypes.c_void_p).value
+        except (ctypes.ArgumentError, TypeError):
+            return ("object", id(handle))
 
     def has(self, function: str) -> bool:
         """Whether the binding (and, for the fake, the scenario's driver) offers `function`."""

@@ -1,8 +1,13 @@
-"""XID events: a listener thread on NVML's event API, counting every critical XID per GPU.
+"""XID events from NVML's event API, filed under the GPU whose handle was registered.
 
-Events queue in the driver between waits, so none is missed between scrapes; the thread waits
-at most `wait_ms` at a time so that it stops promptly, and it is started anew (with a new event
-set) after every NVML initialisation.
+One event set per NVML initialisation. Each GPU is registered by its own reader when it is
+first read (so a GPU whose calls hang delays nobody's registration), and the listener
+remembers which device each registered handle belongs to. An event names its GPU only by that
+handle: after XID 79 every query on the handle (`nvmlDeviceGetIndex` and `GetUUID` included)
+answers GPU_IS_LOST, so the listener never asks the handle who it is. Events queue in the
+driver between waits, so none is missed between scrapes. A thread waits at most `wait_ms` at a
+time, so that it stops promptly; `threaded=False` (the fleet simulator, thousands of nodes in
+a few threads) drains the set at each cycle instead.
 """
 
 from __future__ import annotations
@@ -10,125 +15,139 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.hw import XidRecord
+from agent.hw import GpuDevice
 from agent.hw.nvml import XID_EVENT, GpuGone, NVMLError, NvmlGateway, NvmlUnavailable
+from agent.hw.xid_ledger import XidLedger
 
 log = logging.getLogger(__name__)
 
 
 class XidListener:
-    """Counts XIDs per GPU index. Counts survive NVML re-initialisation (they are counters)."""
+    """Feeds an `XidLedger`. Registration is safe from any reader thread."""
 
     def __init__(
-        self, gw: NvmlGateway, *, clock: Callable[[], float] = time.time, wait_ms: int = 500
+        self,
+        gw: NvmlGateway,
+        ledger: XidLedger,
+        *,
+        wait_ms: int = 500,
+        threaded: bool = True,
     ) -> None:
         self.gw = gw
-        self._clock = clock
+        self.ledger = ledger
         self._wait_ms = wait_ms
+        self._threaded = threaded
         self._lock = threading.Lock()
-        self._counts: defaultdict[int, defaultdict[int, int]] = defaultdict(
-            lambda: defaultdict(int)
-        )
-        self._last_seen: dict[tuple[int, int], float] = {}
+        self._set: Any = None
+        self._devices: dict[object, GpuDevice] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.registered: set[int] = set()
 
-    def record(self) -> XidRecord:
-        with self._lock:
-            counts = {gpu: dict(codes) for gpu, codes in self._counts.items()}
-            return XidRecord(counts, dict(self._last_seen))
+    @property
+    def registered(self) -> set[int]:
+        """NVML indexes of the GPUs registered for XID events."""
+        return {device.index for device in list(self._devices.values())}
 
-    def start(self, handles: Mapping[int, Any]) -> None:
-        """Register every GPU that supports XID events and start listening."""
+    def open(self) -> None:
+        """A new event set (after every NVML initialisation), and its listener thread."""
         self.stop()
-        event_set = self._create_set()
+        try:
+            event_set = self.gw.call("nvmlEventSetCreate", "events")
+        except (NVMLError, NvmlUnavailable) as err:
+            self.gw.log_once("events", f"XID events unavailable: {err}")
+            return
+        with self._lock:
+            self._set, self._devices = event_set, {}
+        if self._threaded:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._listen, args=(event_set, self._stop), name="xid-events", daemon=True
+            )
+            self._thread.start()
+
+    def register(self, handle: Any, device: GpuDevice) -> bool:
+        """Register one GPU for XID events; True when its events will be counted."""
+        event_set, key = self._set, f"events-{device.index}"
         if event_set is None:
-            return
-        self.registered = {i for i, h in handles.items() if self._register(event_set, i, h)}
-        if not self.registered:
-            self._free(event_set)
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._listen, args=(event_set, self._stop), name="xid-events", daemon=True
-        )
-        self._thread.start()
-        log.info("listening for XID events on GPU(s) %s", sorted(self.registered))
+            return False
+        try:
+            supported = self.gw.call("nvmlDeviceGetSupportedEventTypes", key, handle)
+            if supported is None or not int(supported) & XID_EVENT:
+                self.gw.log_once(key, f"GPU {device.index} does not report XID events")
+                return False
+            self.gw.call("nvmlDeviceRegisterEvents", key, handle, XID_EVENT, event_set)
+        except (NVMLError, GpuGone, NvmlUnavailable) as err:
+            self.gw.log_once(key, f"GPU {device.index}: cannot register for XID events: {err}")
+            return False
+        if self.gw.is_unsupported("nvmlDeviceRegisterEvents", key):
+            return False
+        self._devices[self.gw.handle_key(handle)] = device
+        return True
 
     def stop(self, timeout: float = 1.5) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._lock:
+            event_set, self._set = self._set, None
+        if event_set is not None and not self._threaded:
+            self._free(event_set)  # a listener thread frees its own set as it ends
 
-    def _create_set(self) -> Any:
-        try:
-            return self.gw.call("nvmlEventSetCreate", "events")
-        except (NVMLError, NvmlUnavailable) as err:
-            self.gw.log_once("events", f"XID events unavailable: {err}")
-            return None
-
-    def _register(self, event_set: Any, index: int, handle: Any) -> bool:
-        key = f"events-{index}"
-        try:
-            supported = self.gw.call("nvmlDeviceGetSupportedEventTypes", key, handle)
-            if supported is None or not int(supported) & XID_EVENT:
-                self.gw.log_once(key, f"GPU {index} does not report XID events")
-                return False
-            self.gw.call("nvmlDeviceRegisterEvents", key, handle, XID_EVENT, event_set)
-        except (NVMLError, GpuGone, NvmlUnavailable) as err:
-            self.gw.log_once(key, f"GPU {index}: cannot register for XID events: {err}")
-            return False
-        return not self.gw.is_unsupported("nvmlDeviceRegisterEvents", key)
+    def drain(self) -> None:
+        """Count every event queued now (the unthreaded mode's once-a-cycle poll)."""
+        while self._set is not None and not self._threaded:
+            event = self._wait(self._set, 0)
+            if event is None:
+                return
+            self._count(event)
 
     def _listen(self, event_set: Any, stop: threading.Event) -> None:
-        nv = self.gw.nv
         try:
             while not stop.is_set():
-                try:
-                    event = nv.nvmlEventSetWait_v2(event_set, self._wait_ms)
-                except NVMLError as err:
-                    if getattr(err, "value", None) == nv.NVML_ERROR_TIMEOUT:
-                        continue
-                    if not self._survivable(err):
-                        return
-                    stop.wait(self._wait_ms / 1000)
-                    continue
-                self._count(event)
+                event = self._wait(event_set, self._wait_ms)
+                if event is not None:
+                    self._count(event)
+                elif self._set is not event_set:
+                    return  # NVML went away: a new set comes with the next initialisation
         finally:
             self._free(event_set)
 
-    def _survivable(self, err: Any) -> bool:
-        """Count a failed wait; False when NVML itself is gone (the backend restarts us)."""
+    def _wait(self, event_set: Any, timeout_ms: int) -> Any:
+        """The next event, or None (timeout, or a failed wait, counted and paced)."""
         nv = self.gw.nv
-        self.gw.count_error("nvmlEventSetWait_v2", type(err).__name__.removeprefix("NVMLError_"))
-        if getattr(err, "value", None) in (
-            nv.NVML_ERROR_UNINITIALIZED,
-            nv.NVML_ERROR_DRIVER_NOT_LOADED,
-        ):
-            return False
-        self.gw.log_once("events-wait", f"waiting for XID events failed: {err}")
-        return True
+        try:
+            return nv.nvmlEventSetWait_v2(event_set, timeout_ms)
+        except NVMLError as err:
+            if getattr(err, "value", None) == nv.NVML_ERROR_TIMEOUT:
+                return None
+            self.gw.count_error(
+                "nvmlEventSetWait_v2", type(err).__name__.removeprefix("NVMLError_")
+            )
+            if getattr(err, "value", None) in (
+                nv.NVML_ERROR_UNINITIALIZED,
+                nv.NVML_ERROR_DRIVER_NOT_LOADED,
+            ):
+                with self._lock:
+                    if self._set is event_set:
+                        self._set = None
+                return None
+            self.gw.log_once("events-wait", f"waiting for XID events failed: {err}")
+            self._stop.wait(self._wait_ms / 1000)
+            return None
 
     def _count(self, event: Any) -> None:
         if not int(event.eventType) & XID_EVENT:
             return
-        try:
-            index = int(self.gw.nv.nvmlDeviceGetIndex(event.device))
-        except NVMLError as err:
-            self.gw.log_once("events-index", f"XID event from an unknown GPU: {err}")
-            return
+        device = self._devices.get(self.gw.handle_key(event.device))
         code = int(event.eventData)
-        with self._lock:
-            self._counts[index][code] += 1
-            self._last_seen[(index, code)] = self._clock()
-        log.warning("XID %d on GPU %d", code, index)
+        if device is None:
+            self.gw.log_once("events-unknown", f"XID {code} from a GPU that was not registered")
+            return
+        self.ledger.sighting(device.xid_key, code, "nvml")
+        log.warning("XID %d on GPU %d (%s)", code, device.index, device.pci_bus_id)
 
     def _free(self, event_set: Any) -> None:
         with contextlib.suppress(NVMLError):  # already gone with an NVML shutdown

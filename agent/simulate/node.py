@@ -8,9 +8,9 @@ run a thousand nodes in one process without a thousand threads each:
 - `Sampler(..., inline=True)` runs each collector in the calling thread (the scheduler's), where the
   agent gives every collector a worker thread of its own to survive hung NVML calls (the fake
   never hangs: the simulator injects no `slow_call` faults);
-- `PolledXidListener` registers for XID events exactly as the agent's listener does, but
-  drains its event set at the start of each cycle (a zero-timeout wait) instead of waiting on
-  it from a thread of its own; each event is still counted by `XidListener._count`.
+- the NVML backend runs inline too (`BackendOptions(inline=True)`): its GPUs are read one
+  after another and its XID listener drains the event set once a cycle instead of waiting on
+  it from a thread of its own.
 
 Job accounting reads each node's own fake procfs (`agent.hw.fake_procfs`, as `--fake` does),
 in a folder of the fleet's temporary tree.
@@ -18,9 +18,8 @@ in a folder of the fleet's temporary tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
@@ -30,12 +29,10 @@ from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.power import PowerCollector
 from agent.config import Config, TopologyConfig, with_overrides
 from agent.exposition import Renderer
-from agent.hw import XidRecord
 from agent.hw.fake_nvml import FakeNvml
 from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
-from agent.hw.nvml import NVMLError, NvmlGateway
+from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
-from agent.hw.nvml_events import XidListener
 from agent.reload import RELOAD_SPECS, ReloadStatus
 from agent.sampler import Sampler
 from agent.simulate.hostsim import NO_SYSFS, SimHostReader, SimRapl
@@ -55,45 +52,6 @@ HOST_LOAD = {  # the share of a node's CPUs its role keeps busy (data loaders, s
     "idle-alloc": 0.04,
     "idle": 0.02,
 }
-
-
-class PolledXidListener(XidListener):
-    """Registers like `XidListener`; `record()` first drains the events queued since."""
-
-    _set: Any = None
-
-    def start(self, handles: Mapping[int, Any]) -> None:
-        self.stop()
-        event_set = self._create_set()
-        if event_set is None:
-            return
-        self.registered = {i for i, h in handles.items() if self._register(event_set, i, h)}
-        if self.registered:
-            self._set = event_set
-        else:
-            self._free(event_set)
-
-    def stop(self, timeout: float = 0.0) -> None:
-        if self._set is not None:
-            self._free(self._set)
-            self._set = None
-
-    def record(self) -> XidRecord:
-        self._drain()
-        return super().record()
-
-    def _drain(self) -> None:
-        nv = self.gw.nv
-        while self._set is not None:
-            try:
-                event = nv.nvmlEventSetWait_v2(self._set, 0)
-            except NVMLError as err:
-                if getattr(err, "value", None) != nv.NVML_ERROR_TIMEOUT and not self._survivable(
-                    err
-                ):
-                    self._set = None  # NVML is gone; the backend starts us again after init
-                return
-            self._count(event)
 
 
 class SimNode:
@@ -146,11 +104,10 @@ def _accounting(config: Config, fake: FakeNvml, root: Path) -> JobAccounting:
 
 def gpu_collector(config: Config, fake: FakeNvml, root: Path) -> GpuCollector:
     gpu, jobs = config.collectors.gpu, config.collectors.jobs
-    gateway = NvmlGateway(fake)
-    backend = NvmlBackend(
-        gateway, BackendOptions(xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled)
+    options = BackendOptions(
+        xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled, inline=True, sysfs=NO_SYSFS
     )
-    backend.xid = PolledXidListener(gateway)
+    backend = NvmlBackend(NvmlGateway(fake), options)
     health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
     accounting = _accounting(config, fake, root) if jobs.enabled else None
     return GpuCollector(backend, GpuOptions(detail=gpu.detail, health=health), jobs=accounting)
