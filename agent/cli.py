@@ -1,7 +1,8 @@
 """Command line: arguments, logging, wiring, signals and exit codes. The only place that exits.
 
 Exit codes: 0 clean stop or `--once`/`--check-config` success, 1 cannot serve (port in use,
-permission denied, bad address), 2 bad configuration or arguments.
+permission denied, bad address), 2 bad configuration or arguments, 3 `--once` printed its
+sample but a collector failed in it (one line per failed collector on stderr).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +22,21 @@ from agent.config import (
     Config,
     ConfigError,
     load,
+    parse_duration,
     parse_listen_address,
     with_overrides,
 )
 from agent.reload import Loaded
 
 if TYPE_CHECKING:
+    from agent.app import Agent
     from agent.webconfig import WebConfig
 
 log = logging.getLogger("agent")
 
-EXIT_OK, EXIT_SERVE, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_SERVE, EXIT_CONFIG, EXIT_COLLECTOR = 0, 1, 2, 3
+ONCE_AT_S = 1.0  # --once under the simulator, without --at: one second into the scenario
+XID_SETTLE_S = 1.0  # --at: the longest wait for the XID listener to take the events due
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--once",
         action="store_true",
-        help="take one sample, print the exposition text on stdout and exit",
+        help="take one sample, print the exposition text on stdout and exit: 0, or 3 when a "
+        "collector failed in it",
     )
     p.add_argument(
         "--listen-address",
@@ -67,12 +74,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, help="log level (default info)")
     p.add_argument("--log-format", choices=LOG_FORMATS, help="text or json lines (default text)")
-    p.add_argument(
-        "--fake",
-        metavar="SCENARIO",
-        help="use the simulated NVML: a built-in scenario name (h100-8, a100-mig, "
-        "mixed-faults, ...) or a scenario YAML file",
-    )
+    _simulator_flags(p)
     p.add_argument(
         "--web-config",
         metavar="FILE",
@@ -82,6 +84,21 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"suanli-agent {__version__}")
     return p
+
+
+def _simulator_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fake",
+        metavar="SCENARIO",
+        help="use the simulated NVML: a built-in scenario name (h100-8, a100-mig, "
+        "mixed-faults, ...) or a scenario YAML file",
+    )
+    p.add_argument(
+        "--at",
+        metavar="DURATION",
+        help='with --fake: simulated time such as "90s" at which --once samples (default 1s); '
+        "serving, the simulated clock starts there",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +158,79 @@ def load_all(args: argparse.Namespace) -> Loaded:
     return Loaded(config, web, source, web_text)
 
 
+def simulated_start(args: argparse.Namespace, config: Config) -> float | None:
+    """`--at` in seconds; `--once` under the simulator samples at 1s without it; None when the
+    simulated clock is left alone. Raises ConfigError."""
+    if args.at is None:
+        return ONCE_AT_S if args.once and config.backend == "fake" else None
+    try:
+        at = parse_duration(args.at)
+    except ValueError as err:
+        raise ConfigError([f"config: --at: {err}"]) from None
+    if config.backend != "fake":
+        raise ConfigError(["config: --at: only with the simulated NVML (--fake SCENARIO)"])
+    return at
+
+
+class SimClock:
+    """The fake NVML's clock for `--at`: held at a simulated time, or running on from it."""
+
+    def __init__(self) -> None:
+        self._state: tuple[float, float | None] = (0.0, None)  # (t, real time it ran from)
+
+    def __call__(self) -> float:
+        t, since = self._state
+        return t if since is None else t + time.monotonic() - since
+
+    def hold(self, t: float) -> None:
+        self._state = (t, None)
+
+    def run(self) -> None:
+        self._state = (self(), time.monotonic())
+
+
+def jump(nvml: Any, clock: SimClock, t: float, timeout: float = XID_SETTLE_S) -> None:
+    """Hold the fake's clock at `t`, then wait (at most `timeout`) until the XID listener has
+    taken every event due by then: no event set has one pending, and the listener has asked
+    for another since it took the last (so it counted it)."""
+    waits, (_, delivered) = _waits(nvml), _events(nvml, t)
+    clock.hold(t)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending, now = _events(nvml, t)
+        if not pending and _waits(nvml) >= waits + now - delivered:
+            return
+        time.sleep(0.01)
+
+
+def _waits(nvml: Any) -> int:
+    return int(nvml.calls["nvmlEventSetWait_v2"] + nvml.calls["nvmlEventSetWait"])
+
+
+def _events(nvml: Any, t: float) -> tuple[int, int]:
+    """(XID events due by `t` and not delivered, events delivered) over the fake's live sets."""
+    hub, pending, delivered = nvml.event_hub, 0, 0
+    with hub.cond:
+        for found in hub.sets.values():
+            for gpu, reg in found.gpus.items() if found.session == hub.session else ():
+                xid = reg.mask & nvml.nvmlEventTypeXidCriticalError
+                due = sum(b.count for b in hub.bursts[gpu] if reg.since <= b.at <= t) if xid else 0
+                pending += max(0, due - reg.delivered)
+                delivered += reg.delivered
+    return pending, delivered
+
+
+def _build(config: Config, at: float | None) -> tuple[Agent, SimClock | None, Any]:
+    """The agent; under `--at`, over a fake NVML on a held clock (and that module)."""
+    from agent.app import build, nvml_module
+
+    if at is None:
+        return build(config), None, None
+    clock = SimClock()
+    nvml = nvml_module(config, clock)
+    return build(config, nvml=nvml), clock, nvml
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "simulate":  # the fleet simulator, imported only when asked for
@@ -150,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         loaded = load_all(args)
+        at = simulated_start(args, loaded.config)
     except ConfigError as err:
         for problem in err.problems:
             print(f"suanli-agent: {problem}", file=sys.stderr)
@@ -160,14 +251,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"suanli-agent: configuration OK ({loaded.source}{also})")
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
-    from agent.app import build
-
-    agent = build(config)
+    agent, clock, nvml = _build(config, at)
     if args.once:
-        sys.stdout.write(agent.exposition())
-        agent.sampler.stop()
-        return EXIT_OK
+        return _once(agent, clock, nvml, at)
+    if clock is not None and at is not None:
+        agent.sampler.sample_once()  # at 0: every GPU found, registered for XID events
+        jump(nvml, clock, at)
+        clock.run()
     from agent.runner import run
 
     address = parse_listen_address(config.listen_address)
     return run(agent, address, web=web, reload=lambda: load_all(args), loaded=loaded)
+
+
+def _once(agent: Agent, clock: SimClock | None, nvml: Any, at: float | None) -> int:
+    """Print one sample (at simulated `at` under `--at`); 3 when a collector failed in it."""
+    advance = None
+    if clock is not None and at is not None:
+        window = agent.GPM_WINDOW_S
+        if at > window:
+            agent.sampler.sample_once()  # at 0: every GPU found, registered for XID events
+            clock.hold(at - window)
+        advance = lambda _: jump(nvml, clock, at)  # noqa: E731
+    sys.stdout.write(agent.exposition(advance))
+    sys.stdout.flush()
+    failed = agent.failures()
+    agent.sampler.stop()
+    for result in failed:
+        print(f"suanli-agent: collector {result.name} failed: {result.error}", file=sys.stderr)
+    return EXIT_COLLECTOR if failed else EXIT_OK
