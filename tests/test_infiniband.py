@@ -233,6 +233,22 @@ def test_a_fake_port_down_is_down_with_one_link_down_and_still_counters(tmp_path
     assert sum(of(after, UP).values()) == 7
 
 
+def test_a_flaky_fake_port_flaps_retrains_at_half_width_and_counts_errors(
+    tmp_path: Path,
+) -> None:
+    def at(t: float) -> Series:
+        write_infiniband(str(tmp_path), ports=2, t=t, seed=3, flaky={1})
+        return series(InfinibandCollector(InfinibandReader(str(tmp_path))))
+
+    port = ("mlx5_1", "1")
+    before, after, later = at(29.0), at(31.0), at(151.0)
+    assert of(before, RATE)[port] == 5e10 and of(before, DOWNED)[port] == 0
+    assert of(after, RATE)[port] == 2.5e10 and of(after, UP)[port] == 1
+    assert of(after, DOWNED)[port] == 1 and of(later, DOWNED)[port] == 3  # at 30, 90, 150 s
+    assert of(later, RECEIVE)[port] == 75 + 30  # every 2 s, plus a symbol error every 5 s
+    assert of(later, RECEIVE)[MLX5_0] == 0 and of(later, RATE)[MLX5_0] == 5e10
+
+
 @pytest.mark.skipif(not REFERENCE.exists(), reason="../shared/reference not beside the checkout")
 def test_the_fake_tree_has_the_layout_of_the_real_one(tmp_path: Path) -> None:
     write_infiniband(str(tmp_path), ports=1, t=0.0, seed=1)

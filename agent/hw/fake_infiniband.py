@@ -5,8 +5,11 @@ ConnectX-7 NDR adapters (../shared/reference/sysfs/infiniband/h100-ndr-roce__gpu
 as the kernel shows it at simulated time `t` (seconds): every value is a function of (seed, i, t),
 so counters grow with `t`, two calls with the same arguments write the same tree, and a later
 `t` never gives a smaller counter. Ports in `down` are cabled but down since before `t=0`: state
-DOWN, physical state Polling, one link down, and counters that no longer move. Each file is
-replaced atomically, so an agent reading while the tree is rewritten never sees half a file.
+DOWN, physical state Polling, one link down, and counters that no longer move. Ports in `flaky`
+have a marginal cable: a receive error every 2 s and a symbol error every 5 s, a link down and
+back at `t=30 s` and every 60 s after, and from the first flap on they run retrained at half
+width (`200 Gb/sec (2X NDR)`). Each file is replaced atomically, so an agent reading while the
+tree is rewritten never sees half a file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from pathlib import Path
 
 UP_LINK = ("4: ACTIVE", "5: LinkUp", "400 Gb/sec (4X NDR)")
 DOWN_LINK = ("1: DOWN", "2: Polling", "10 Gb/sec (4X SDR)")  # no link partner: lowest rate
+DEGRADED_LINK = ("4: ACTIVE", "5: LinkUp", "200 Gb/sec (2X NDR)")
+FIRST_FLAP_S = 30.0
+FLAP_PERIOD_S = 60.0
+FLAKY_ERROR_PERIOD_S = 2.0
+FLAKY_SYMBOL_PERIOD_S = 5.0
 MTU_BYTES = 4096
 WORD_BYTES = 4
 # Counters of the reference port that stay 0 on a healthy NDR port.
@@ -38,24 +46,31 @@ DEVICE_FILES = {"board_id": "MT_0000000838", "fw_ver": "28.41.1000", "hca_type":
 
 
 def write_infiniband(
-    root: str, ports: int, t: float, seed: int, down: Collection[int] = frozenset()
+    root: str,
+    ports: int,
+    t: float,
+    seed: int,
+    down: Collection[int] = frozenset(),
+    flaky: Collection[int] = frozenset(),
 ) -> None:
-    """Write `ports` single-port NDR devices mlx5_0 .. mlx5_<ports-1> under `<root>/class/`."""
+    """Write `ports` single-port NDR devices mlx5_0 .. mlx5_<ports-1> under `<root>/class/`;
+    `down` and `flaky` hold port indexes (a port in both is down)."""
     writer = _Writer(Path(root))
     for index in range(ports):
         device = writer.root / "class" / "infiniband" / f"mlx5_{index}"
         for name, text in DEVICE_FILES.items():
             writer.write(device / name, text)
-        port = _Port(seed, index, index in down)
+        port = _Port(seed, index, index in down, index in flaky)
         _write_port(writer, device / "ports" / "1", port, max(t, 0.0))
 
 
 class _Port:
     """The fixed character of one simulated port, drawn from (seed, index)."""
 
-    def __init__(self, seed: int, index: int, down: bool) -> None:
+    def __init__(self, seed: int, index: int, down: bool, flaky: bool) -> None:
         draw = random.Random(seed * 1_000_003 + index)
         self.down = down
+        self.flaky = flaky and not down
         self.tx_bytes_per_s = draw.uniform(4e9, 2.0e10)  # a busy training job: 8-40% of NDR
         self.rx_bytes_per_s = self.tx_bytes_per_s * draw.uniform(0.95, 1.05)
         self.start_words = draw.randrange(10**12, 10**14)  # traffic since the driver loaded
@@ -67,10 +82,29 @@ class _Port:
         moving = 0.0 if self.down else t
         return self.start_words + int(rate * moving / WORD_BYTES)
 
+    def flaps(self, t: float) -> int:
+        """Link downs by time `t`: a down port went down once, a flaky one keeps flapping."""
+        if self.down:
+            return 1
+        if not self.flaky or t < FIRST_FLAP_S:
+            return 0
+        return 1 + int((t - FIRST_FLAP_S) // FLAP_PERIOD_S)
+
+    def link(self, t: float) -> tuple[str, str, str]:
+        if self.down:
+            return DOWN_LINK
+        return DEGRADED_LINK if self.flaps(t) else UP_LINK
+
+    def receive_errors(self, t: float) -> int:
+        if self.down:
+            return 0
+        if self.flaky:
+            return int(t // FLAKY_ERROR_PERIOD_S)
+        return int(t // self.error_period_s) if self.error_period_s else 0
+
 
 def _write_port(writer: _Writer, path: Path, port: _Port, t: float) -> None:
-    link = DOWN_LINK if port.down else UP_LINK
-    for name, text in zip(("state", "phys_state", "rate"), link, strict=True):
+    for name, text in zip(("state", "phys_state", "rate"), port.link(t), strict=True):
         writer.write(path / name, text)
     writer.write(path / "link_layer", "InfiniBand")
     for name, value in _counters(port, t).items():
@@ -82,9 +116,6 @@ def _write_port(writer: _Writer, path: Path, port: _Port, t: float) -> None:
 def _counters(port: _Port, t: float) -> dict[str, int]:
     tx_words = port.words(port.tx_bytes_per_s, t)
     rx_words = port.words(port.rx_bytes_per_s, t)
-    receive_errors = 0
-    if port.error_period_s and not port.down:
-        receive_errors = int(t // port.error_period_s)
     counters = dict.fromkeys(QUIET_COUNTERS, 0)
     counters |= {
         "port_xmit_data": tx_words,
@@ -94,11 +125,11 @@ def _counters(port: _Port, t: float) -> dict[str, int]:
         "unicast_xmit_packets": tx_words * WORD_BYTES // MTU_BYTES,
         "unicast_rcv_packets": rx_words * WORD_BYTES // MTU_BYTES,
         "port_xmit_wait": tx_words // 100_000,
-        "port_rcv_errors": receive_errors,
-        "symbol_error": 0,
+        "port_rcv_errors": port.receive_errors(t),
+        "symbol_error": int(t // FLAKY_SYMBOL_PERIOD_S) if port.flaky else 0,
         "port_rcv_switch_relay_errors": 1,
         "excessive_buffer_overrun_errors": port.overruns,
-        "link_downed": 1 if port.down else 0,
+        "link_downed": port.flaps(t),
     }
     return counters
 

@@ -1,4 +1,5 @@
-"""4. Health: failing checks, XIDs, ECC and row remapping, PCIe, thermal, agent staleness."""
+"""4. Health: failing checks, XIDs, ECC and row remapping, PCIe, thermal, InfiniBand / RoCE
+ports, agent staleness."""
 
 from __future__ import annotations
 
@@ -204,6 +205,49 @@ def gpu_tables() -> list[Json]:
     ]
 
 
+def infiniband_tables() -> list[Json]:
+    """The InfiniBand / RoCE row: tables of the ports in trouble, from default series only."""
+    ports = "cluster, hall, rack, instance, device, port"
+    up = sel("suanli_infiniband_port_up", NODE)
+    rate = sel("suanli_infiniband_port_rate_bytes_per_second", NODE)
+    downs = sel("suanli_infiniband_link_downed_total", NODE)
+    errors = sel("suanli_infiniband_receive_errors_total", NODE)
+    return [
+        table(
+            "InfiniBand / RoCE ports down",
+            "Ports not ACTIVE with their physical link up, now (alert "
+            "SuanliInfinibandPortDown): the GPUs on that rail have no RDMA path.",
+            "none",
+            Query(f"{up} == 0"),
+            w=8,
+            hide=("Value",),
+        ),
+        table(
+            "InfiniBand / RoCE link downs and errors in range",
+            "Ports that lost their link or counted symbol and receive errors over the "
+            "time range: a marginal cable or transceiver (SuanliInfinibandLinkFlapping, "
+            "SuanliInfinibandReceiveErrors).",
+            "none",
+            Query(f"sum by ({ports}) (increase({downs}[$__range])) > 0"),
+            Query(f"sum by ({ports}) (increase({errors}[$__range])) > 0"),
+            w=8,
+            rename={"Value #A": "link downs", "Value #B": "receive errors"},
+        ),
+        table(
+            "InfiniBand / RoCE ports below their usual rate",
+            "Ports up at a lower rate than their highest in the time range: retrained at "
+            "fewer lanes or a lower speed (SuanliInfinibandPortRateDegraded).",
+            "Bps",
+            Query(
+                f"{rate} < max_over_time({rate}[$__range]) "
+                f"and on (instance, device, port) {up} == 1"
+            ),
+            w=8,
+            rename={"Value": "rate"},
+        ),
+    ]
+
+
 def agent_panels() -> list[Json]:
     last = sel("suanli_collector_last_success_timestamp_seconds", NODE)
     stalest = f"topk(20, time() - max by (cluster, hall, rack, instance) ({last}))"
@@ -232,9 +276,17 @@ def agent_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*summary_stats(), *check_panels(), *trend_panels(), *gpu_tables(), *agent_panels()]
+    panels = [
+        *summary_stats(),
+        *check_panels(),
+        *trend_panels(),
+        *gpu_tables(),
+        *infiniband_tables(),
+        *agent_panels(),
+    ]
     description = (
         "GPU health verdicts and the evidence behind them: failing checks, XIDs, ECC and row "
-        "remapping, PCIe and NVLink, heat, and the agents themselves. Tables link to the node."
+        "remapping, PCIe and NVLink, heat, InfiniBand / RoCE ports, and the agents themselves. "
+        "Tables link to the node."
     )
     return dashboard(UID, TITLE, description, panels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana.generator.board import dashboard
 from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
+from grafana.generator.node_infiniband import infiniband_panels
 from grafana.generator.panels import (
     NODE_UID,
     Json,
@@ -315,6 +316,7 @@ def build() -> Json:
         *mig_panels(),
         *job_panels(),
         *host_panels(),
+        *infiniband_panels(),
         *agent_panels(),
     ]
     description = (
