@@ -15,14 +15,18 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
+from agent.collectors.infiniband import InfinibandCollector
 from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
 from agent.config import Config, JobsCollectorConfig
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
+from agent.hw.infiniband import InfinibandReader
 from agent.hw.nvml import NvmlGateway, pynvml
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.rapl import RaplReader
+from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
 from agent.sampler import CollectorResult, Sampler, Snapshot
 
@@ -88,6 +92,35 @@ def fake_host(nvml: Any) -> str:
     return host_root
 
 
+def infiniband_reader(sysfs: str, nvml: Any, host_root: str | None) -> InfinibandReader:
+    """The IB ports under `sysfs`; under the simulator, the scenario's simulated ports."""
+    if host_root is None:
+        return InfinibandReader(sysfs)
+    from agent.hw.fake_infiniband import FakeInfinibandReader
+
+    scenario = nvml.scenario
+    root = str(Path(host_root) / "sys")
+    return FakeInfinibandReader(root, scenario.infiniband, scenario.seed, nvml.now)
+
+
+def kernel_log(
+    config: Config, ledger: XidLedger, nvml: Any, host_root: str | None
+) -> KernelLog | None:
+    """The kernel-log reader (started); under the simulator, over the node's simulated log."""
+    kmsg = config.collectors.kmsg
+    if not kmsg.enabled:
+        return None
+    if host_root is None:
+        reader = KernelLog(kmsg.path, kmsg.state_file, ledger)
+    else:
+        from agent.hw.fake_kmsg import FakeKmsg, FakeKmsgFollower
+
+        writer = FakeKmsg(nvml, str(Path(host_root) / "kmsg"))
+        reader = KernelLog(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
+    reader.start()
+    return reader
+
+
 def job_accounting(jobs: JobsCollectorConfig, nvml: Any, host_root: str | None) -> JobAccounting:
     """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
     procfs, before_read = jobs.procfs, None
@@ -114,6 +147,8 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
 
     Raises `ScenarioError` (a ValueError) for a fake scenario that cannot be loaded.
     """
+    module = nvml if nvml is not None else nvml_module(config)
+    host_root = None if module is pynvml else fake_host(module)
     collectors: list[Collector] = []
     host = config.collectors.host
     if host.enabled:
@@ -121,26 +156,33 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
     power = config.collectors.power
     if power.enabled:
         collectors.append(PowerCollector(RaplReader(power.sysfs), power.sysfs))
-    gpu = config.collectors.gpu
-    if gpu.enabled:
-        module = nvml if nvml is not None else nvml_module(config)
-        host_root = None if module is pynvml else fake_host(module)
-        jobs = config.collectors.jobs
-        backend = NvmlBackend(
-            NvmlGateway(module),
-            BackendOptions(
-                xid_events=gpu.xid_events,
-                gpm=gpu.gpm,
-                processes=jobs.enabled,
-                gpu_deadline_s=GPU_DEADLINE_SHARE * config.interval,
-                sysfs=gpu.sysfs if host_root is None else str(Path(host_root) / "sys"),
-                expected_gpus=gpu.expected_gpus,
-            ),
-        )
-        health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
-        options = GpuOptions(detail=gpu.detail, health=health)
-        accounting = job_accounting(jobs, module, host_root) if jobs.enabled else None
-        collectors.append(GpuCollector(backend, options, jobs=accounting))
+    if config.collectors.gpu.enabled:
+        collectors.append(gpu_collector(config, module, host_root))
+    ib = config.collectors.infiniband
+    if ib.enabled:
+        reader = infiniband_reader(ib.sysfs, module, host_root)
+        collectors.append(InfinibandCollector(reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)
     return Agent(config, collectors, sampler, Renderer(specs))
+
+
+def gpu_collector(config: Config, nvml: Any, host_root: str | None) -> GpuCollector:
+    """The GPU collector: NVML backend, health, job accounting and the kernel log."""
+    gpu, jobs = config.collectors.gpu, config.collectors.jobs
+    backend = NvmlBackend(
+        NvmlGateway(nvml),
+        BackendOptions(
+            xid_events=gpu.xid_events,
+            gpm=gpu.gpm,
+            processes=jobs.enabled,
+            gpu_deadline_s=GPU_DEADLINE_SHARE * config.interval,
+            sysfs=gpu.sysfs if host_root is None else str(Path(host_root) / "sys"),
+            expected_gpus=gpu.expected_gpus,
+        ),
+    )
+    health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
+    options = GpuOptions(detail=gpu.detail, health=health)
+    accounting = job_accounting(jobs, nvml, host_root) if jobs.enabled else None
+    kmsg = kernel_log(config, backend.ledger, nvml, host_root)
+    return GpuCollector(backend, options, jobs=accounting, kernel_log=kmsg)

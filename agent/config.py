@@ -16,8 +16,6 @@ from typing import Any
 
 import yaml
 
-from agent.collectors.health import CRITICAL_XIDS
-
 DEFAULT_CONFIG_PATH = Path("/etc/suanli/agent.yaml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -43,7 +41,7 @@ class GpuCollectorConfig:
     xid_events: bool = True
     gpm: bool = True
     xid_window: float = 3600.0
-    critical_xids: tuple[int, ...] = tuple(CRITICAL_XIDS)
+    critical_xids: tuple[int, ...] = ()  # empty: the XID catalogue decides
     expected_gpus: int = 0  # 0: as many as the PCI bus shows
     sysfs: str = "/sys"
 
@@ -176,6 +174,7 @@ def _positive_int(value: Any) -> int:
 
 
 def _xid_list(value: Any) -> tuple[int, ...]:
+    """XID codes; an empty list means "those NVIDIA's XID catalogue says need an operator"."""
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value
     ):

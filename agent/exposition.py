@@ -26,7 +26,8 @@ BUILD_INFO = MetricSpec(
 COLLECTOR_SUCCESS = MetricSpec(
     "suanli_collector_success",
     "gauge",
-    "1 when the collector's last run succeeded within its deadline, else 0.",
+    "1 when the collector's last run succeeded within its deadline, else 0; a part of a "
+    "collector that failed while the rest succeeded (collector=\"gpu/2\": GPU 2) reads 0.",
     ("collector",),
 )
 COLLECTOR_DURATION = MetricSpec(
@@ -56,6 +57,10 @@ def self_samples(snapshot: Snapshot) -> list[Sample]:
         samples.append(Sample(COLLECTOR_DURATION, name, result.duration))
         if result.last_success is not None:
             samples.append(Sample(COLLECTOR_LAST_SUCCESS, name, result.last_success))
+        samples += [
+            Sample(COLLECTOR_SUCCESS, (f"{result.name}/{part}",), 0.0)
+            for part in result.failed_parts
+        ]
     return samples
 
 

@@ -29,6 +29,7 @@ class CollectorResult:
     duration: float
     last_success: float | None
     error: str | None = None
+    failed_parts: tuple[str, ...] = ()  # parts of a collector that succeeded, e.g. "gpu/2"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class _Run:
         self.finished = threading.Event()
         self.samples: list[Sample] = []
         self.error: BaseException | None = None
+        self.failed_parts: tuple[str, ...] = ()
         self.duration = 0.0
         self._monotonic = monotonic
         self._collector = collector
@@ -64,6 +66,7 @@ class _Run:
     def _collect(self) -> None:
         try:
             self.samples, self.error = self._collector.collect(), None
+            self.failed_parts = tuple(getattr(self._collector, "failed_parts", ()))
         except Exception as err:
             self.samples, self.error = [], err
         finally:
@@ -180,7 +183,9 @@ class Sampler:
         self._last_success[name] = now
         if self._logged.pop(name, None) is not None:
             log.info("collector %s recovered", name)
-        return CollectorResult(name, tuple(run.samples), True, run.duration, now)
+        return CollectorResult(
+            name, tuple(run.samples), True, run.duration, now, failed_parts=run.failed_parts
+        )
 
     def _log_once(self, name: str, error: str) -> None:
         if self._logged.get(name) != error:

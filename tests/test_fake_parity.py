@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-
 import inspect
 from collections.abc import Iterator
 from typing import Any

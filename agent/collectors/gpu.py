@@ -11,10 +11,16 @@ from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.collectors.gpu_presence import Responsiveness, gpu_ids
 from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
 from agent.collectors.jobs import JobAccounting
+from agent.collectors.kernel_log import SPECS as KERNEL_LOG_SPECS
+from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import NODE_POWER
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml_backend import NvmlBackend
+from agent.hw.xid_catalogue import advice
 from agent.metrics import MetricSpec, Sample
+
+# A GPU that NVML lists but whose read failed: a failed part of the collector (`gpu/<index>`).
+READ_FAILURES = frozenset({"hung", "error", "lost"})
 
 NVML_UP = MetricSpec("suanli_nvml_up", "gauge", "1 when NVML is initialised and usable, else 0.")
 NVML_INFO = MetricSpec(
@@ -48,13 +54,16 @@ class GpuCollector:
         options: GpuOptions | None = None,
         clock: Callable[[], float] = time.time,
         jobs: JobAccounting | None = None,
+        kernel_log: KernelLog | None = None,
     ) -> None:
         self.backend = backend
         self.options = options or GpuOptions()
         self.jobs = jobs
+        self.kernel_log = kernel_log
         self.health = HealthChecker(self.options.health, clock)
         self.responsiveness = Responsiveness(clock)
         self.last: GpuSnapshot | None = None
+        self.failed_parts: list[str] = []  # GPUs whose read failed this cycle
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
@@ -70,11 +79,15 @@ class GpuCollector:
             *families,
             *activity.SPECS,
             *gpu_presence.SPECS,
+            *(KERNEL_LOG_SPECS if self.kernel_log is not None else ()),
         ]
 
     def collect(self) -> list[Sample]:
         snapshot = self.backend.read()
         self.last = snapshot
+        self.failed_parts = [
+            gpu_ids(r.device)[0] for r in snapshot.readings if r.down_reason in READ_FAILURES
+        ]
         samples = _nvml_samples(snapshot)
         samples += gpu_presence.inventory_samples(snapshot.inventory)
         for reading in snapshot.readings:
@@ -84,6 +97,8 @@ class GpuCollector:
             samples.append(Sample(NODE_POWER, ("gpu",), sum(watts)))
         if self.jobs is not None:
             samples += self.jobs.samples(snapshot)
+        if self.kernel_log is not None:
+            samples += self.kernel_log.samples()
         return samples
 
     def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:
@@ -119,10 +134,15 @@ class GpuCollector:
         samples = [Sample(HEALTHY, ids, 0.0 if any(verdicts.values()) else 1.0)]
         samples += [Sample(CHECK_FAILED, (*ids, c), float(f)) for c, f in verdicts.items()]
         codes = snapshot.xid.counts.get(reading.device.xid_key, {})
-        samples += [Sample(XID_ERRORS, (*ids, str(c)), float(n)) for c, n in sorted(codes.items())]
+        samples += [
+            Sample(XID_ERRORS, (*ids, str(code), advice(code).action), float(count))
+            for code, count in sorted(codes.items())
+        ]
         return samples
 
     def close(self) -> None:
+        if self.kernel_log is not None:
+            self.kernel_log.close()
         self.backend.close()
 
 

@@ -7,29 +7,13 @@ A check whose input NVML does not provide on a board (no NVLink, no row remapper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 
 from agent.collectors.gpu_presence import fabric_problem
 from agent.hw import GpuReading, XidRecord
+from agent.hw.xid_catalogue import advice, needs_operator
 from agent.metrics import MetricSpec
-
-# XIDs that need an operator (NVIDIA's XID catalogue and the GPU debug guidelines):
-CRITICAL_XIDS: Mapping[int, str] = {
-    48: "double-bit ECC error",
-    61: "internal micro-controller breakpoint",
-    62: "internal micro-controller halt",
-    63: "ECC page retirement or row remap recorded",
-    64: "ECC page retirement or row remap failed",
-    74: "NVLink error",
-    79: "GPU has fallen off the bus",
-    92: "high single-bit ECC error rate",
-    94: "contained ECC error",
-    95: "uncontained ECC error",
-    119: "GSP RPC timeout",
-    120: "GSP error",
-    140: "unrecovered ECC error",
-}
 
 CHECKS = (
     "lost",
@@ -61,15 +45,16 @@ CHECK_FAILED = MetricSpec(
 XID_ERRORS = MetricSpec(
     "suanli_gpu_xid_errors_total",
     "counter",
-    "XID events reported by the driver, by XID code.",
-    ("gpu", "uuid", "xid"),
+    "XIDs reported by the driver (NVML events and kernel log, each fault once), by XID code, with "
+    "the action NVIDIA's XID catalogue recommends.",
+    ("gpu", "uuid", "xid", "action"),
 )
 
 
 @dataclass(frozen=True)
 class HealthOptions:
     xid_window_seconds: float = 3600.0
-    critical_xids: Collection[int] = tuple(CRITICAL_XIDS)
+    critical_xids: Collection[int] = ()  # empty: those whose catalogue action needs an operator
 
 
 class HealthChecker:
@@ -105,9 +90,15 @@ class HealthChecker:
     def _recent_critical_xid(self, key: Hashable, xid: XidRecord) -> bool:
         since = self._clock() - self.options.xid_window_seconds
         return any(
-            gpu == key and code in self.options.critical_xids and seen >= since
+            gpu == key and self.critical(code) and seen >= since
             for (gpu, code), seen in xid.last_seen.items()
         )
+
+    def critical(self, code: int) -> bool:
+        """The configured list's verdict, else the catalogue's: its action needs an operator."""
+        if self.options.critical_xids:
+            return code in self.options.critical_xids
+        return needs_operator(advice(code).action)
 
     def _uncorrectable_ecc(self, r: GpuReading) -> bool:
         if r.ecc_volatile_uncorrected is not None:

@@ -17,8 +17,11 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+
+from agent.hw.fake_scenario import InfinibandSpec
+from agent.hw.infiniband import InfinibandReader, PortReading
 
 UP_LINK = ("4: ACTIVE", "5: LinkUp", "400 Gb/sec (4X NDR)")
 DOWN_LINK = ("1: DOWN", "2: Polling", "10 Gb/sec (4X SDR)")  # no link partner: lowest rate
@@ -147,3 +150,16 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary.write_text(text + "\n")
         os.replace(self.temporary, path)
+
+
+class FakeInfinibandReader(InfinibandReader):
+    """Reads the simulated node's tree, first bringing it up to the simulated time `clock()`."""
+
+    def __init__(self, root: str, spec: InfinibandSpec, seed: int, clock: Callable[[], float]):
+        super().__init__(root)
+        self._sysfs, self._spec, self._seed, self._clock = root, spec, seed, clock
+
+    def read(self) -> list[PortReading]:
+        spec = self._spec
+        write_infiniband(self._sysfs, spec.ports, self._clock(), self._seed, spec.down, spec.flaky)
+        return super().read()

@@ -89,7 +89,8 @@ _REQUIRED = {
 }
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
-_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency"}
+_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency", "infiniband"}
+_IB_KEYS = {"ports", "down", "flaky"}
 LATENCIES = ("none", "h200")  # fake_latency.PROFILES
 
 
@@ -136,6 +137,15 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class InfinibandSpec:
+    """The node's NDR ports (fake_infiniband): how many, which are down, which flap."""
+
+    ports: int = 0
+    down: tuple[int, ...] = ()
+    flaky: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     gpus: tuple[GpuSpec, ...]
@@ -147,6 +157,7 @@ class Scenario:
     faults: tuple[Fault, ...] = field(default=())
     jobs: tuple[JobSpec, ...] = field(default=())  # see fake_jobs
     latency: str = "none"  # "h200": calls take the time they took on a real H200
+    infiniband: InfinibandSpec = field(default_factory=lambda: InfinibandSpec())
 
     def faults_of(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
@@ -213,7 +224,20 @@ def _scenario(data: Any) -> Scenario:
         faults=faults,
         jobs=jobs,
         latency=latency,
+        infiniband=_infiniband(top.get("infiniband", {})),
     )
+
+
+def _infiniband(value: Any) -> InfinibandSpec:
+    raw = mapping(value, "infiniband", _IB_KEYS)
+    ports = typed(raw.get("ports", 0), "infiniband.ports", int)
+    if not 0 <= ports <= 64:
+        raise ScenarioError(f"infiniband.ports: must be 0 to 64, got {ports}")
+    lists = {k: tuple(int_list(raw.get(k, []), f"infiniband.{k}")) for k in ("down", "flaky")}
+    for key, ports_listed in lists.items():
+        if any(not 0 <= p < ports for p in ports_listed):
+            raise ScenarioError(f"infiniband.{key}: ports are 0 to {ports - 1}")
+    return InfinibandSpec(ports, lists["down"], lists["flaky"])
 
 
 def _gpus(value: Any) -> tuple[GpuSpec, ...]:

@@ -29,9 +29,6 @@ _SXID = re.compile(
     r"(nvidia-nvswitch\d+): SXid \(PCI:([0-9a-fA-F:.]+)\): (\d+), (Fatal|Non-fatal)\b(.*)", re.S
 )
 _LINK = re.compile(r", Link (-?\d+)\b")
-_PCI = re.compile(
-    r"(?:PCI:)?(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})(?:\.\d)?"
-)
 _UNKNOWN = ("<unknown>", "'<unknown>'", "")
 
 
@@ -96,13 +93,3 @@ def parse_sxid(text: str) -> SxidLine | None:
     link = _LINK.match(rest)
     number = None if link is None else int(link.group(1))
     return SxidLine(switch, pci, int(sxid), severity == "Fatal", number)
-
-
-def pci_key(bus_id: str) -> tuple[int, int, int]:
-    """(domain, bus, device) of a PCI address in NVML's `00000000:9B:00.0`, the kernel's
-    `0000:9b:00.0` or the XID line's `PCI:0000:9b:00` form; ValueError for anything else."""
-    match = _PCI.fullmatch(bus_id.strip())
-    if match is None:
-        raise ValueError(f"not a PCI bus id: {bus_id!r}")
-    domain, bus, device = match.groups()
-    return (int(domain or "0", 16), int(bus, 16), int(device, 16))

@@ -146,8 +146,8 @@ class XidListener:
         if device is None:
             self.gw.log_once("events-unknown", f"XID {code} from a GPU that was not registered")
             return
-        self.ledger.sighting(device.xid_key, code, "nvml")
-        log.warning("XID %d on GPU %d (%s)", code, device.index, device.pci_bus_id)
+        if self.ledger.sighting(device.xid_key, code, "nvml"):
+            log.warning("XID %d on GPU %d (%s)", code, device.index, device.pci_bus_id)
 
     def _free(self, event_set: Any) -> None:
         with contextlib.suppress(NVMLError):  # already gone with an NVML shutdown

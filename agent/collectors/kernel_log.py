@@ -1,0 +1,80 @@
+"""The kernel log's part of GPU health: XID lines feed the same ledger as NVML's XID events
+(so a fault both report is counted once, and one the event API missed is counted at all), and
+NVSwitch SXid lines are counted per switch, link and code.
+
+A record's wall time, for the `xid_critical` window: on the real `/dev/kmsg` its timestamp is
+microseconds of the monotonic clock since boot, so an XID from before the agent started is
+counted with the time it happened, not the time it was read; in a followed regular file (tests,
+replays) timestamps are not this boot's and the time it was read is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+
+from agent.collectors.nvswitch import KMSG_UP, SXID_ERRORS, SxidCounter, kmsg_up_sample
+from agent.hw.kernel_log import KernelLogWatcher
+from agent.hw.kernel_xid import SxidLine, XidLine
+from agent.hw.kmsg import KmsgCursor, KmsgFollower, KmsgRecord
+from agent.hw.xid_ledger import XidLedger
+from agent.metrics import MetricSpec, Sample
+
+log = logging.getLogger(__name__)
+
+SPECS: tuple[MetricSpec, ...] = (KMSG_UP, SXID_ERRORS)
+FollowerFactory = Callable[[], KmsgFollower]
+
+
+def _is_device(path: str) -> bool:
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class KernelLog:
+    def __init__(
+        self,
+        path: str,
+        state_file: str,
+        ledger: XidLedger,
+        *,
+        follower: FollowerFactory | None = None,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.path = path
+        self.ledger = ledger
+        self.sxids = SxidCounter()
+        self._device = _is_device(path)
+        cursor = KmsgCursor(state_file or None)
+        factory = follower or (lambda: KmsgFollower(path))
+        self.watcher = KernelLogWatcher(
+            factory, cursor, self._xid, self._sxid, poll_interval=poll_interval
+        )
+
+    def start(self) -> None:
+        self.watcher.start()
+
+    def _xid(self, line: XidLine, record: KmsgRecord) -> None:
+        counted = self.ledger.sighting(line.pci, line.xid, "kmsg", at=self._when(record))
+        if counted:
+            log.warning("XID %d in the kernel log for PCI %04x:%02x:%02x", line.xid, *line.pci)
+
+    def _sxid(self, line: SxidLine, record: KmsgRecord) -> None:
+        self.sxids.count(line)
+
+    def _when(self, record: KmsgRecord) -> float | None:
+        if not self._device or record.ts_usec is None:
+            return None
+        return time.time() - (time.monotonic() - record.ts_usec / 1e6)
+
+    def samples(self) -> list[Sample]:
+        up, _, _ = self.watcher.status()
+        return [kmsg_up_sample(up), *self.sxids.samples()]
+
+    def close(self) -> None:
+        self.watcher.stop()
