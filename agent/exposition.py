@@ -27,7 +27,7 @@ COLLECTOR_SUCCESS = MetricSpec(
     "suanli_collector_success",
     "gauge",
     "1 when the collector's last run succeeded within its deadline, else 0; a part of a "
-    "collector that failed while the rest succeeded (collector=\"gpu/2\": GPU 2) reads 0.",
+    'collector that failed while the rest succeeded (collector="gpu/2": GPU 2) reads 0.',
     ("collector",),
 )
 COLLECTOR_DURATION = MetricSpec(

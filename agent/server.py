@@ -137,9 +137,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(503, b"no sample taken yet\n", "text/plain; charset=utf-8")
             return
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        body, content_type = renderer.render(
-            snapshot, self.headers.get("Accept", ""), gzipped
-        )
+        body, content_type = renderer.render(snapshot, self.headers.get("Accept", ""), gzipped)
         self._send(200, body, content_type, {"Content-Encoding": "gzip"} if gzipped else {})
 
     def _send(
