@@ -19,7 +19,7 @@ from agent.collectors.infiniband import InfinibandCollector
 from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
-from agent.config import Config, JobsCollectorConfig
+from agent.config import Config, JobsCollectorConfig, KmsgCollectorConfig
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.infiniband import InfinibandReader
@@ -106,11 +106,12 @@ def infiniband_reader(sysfs: str, nvml: Any, host_root: str | None) -> Infiniban
 def kernel_log(
     config: Config, ledger: XidLedger, nvml: Any, host_root: str | None
 ) -> KernelLog | None:
-    """The kernel-log reader (started); under the simulator, over the node's simulated log."""
+    """The kernel-log reader (started); under the simulator, over the node's simulated log,
+    unless a log to replay is configured."""
     kmsg = config.collectors.kmsg
     if not kmsg.enabled:
         return None
-    if host_root is None:
+    if host_root is None or kmsg.path != KmsgCollectorConfig().path:
         reader = KernelLog(kmsg.path, kmsg.state_file, ledger)
     else:
         from agent.hw.fake_kmsg import FakeKmsg, FakeKmsgFollower

@@ -5,7 +5,17 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import activity, gpu, health, host, infiniband, jobs, power
+from agent.collectors import (
+    activity,
+    gpu,
+    gpu_presence,
+    health,
+    host,
+    infiniband,
+    jobs,
+    kernel_log,
+    power,
+)
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
@@ -18,7 +28,19 @@ END = "<!-- metrics-reference:end -->"
 def sections() -> list[tuple[str, list[MetricSpec]]]:
     return [
         ("GPU (collector `gpu`)", [INFO, UP, *(f.spec for f in FAMILIES)]),
-        ("GPU health (collector `gpu`)", [health.HEALTHY, health.CHECK_FAILED, health.XID_ERRORS]),
+        (
+            "GPU health and presence (collector `gpu`)",
+            [
+                health.HEALTHY,
+                health.CHECK_FAILED,
+                health.XID_ERRORS,
+                *gpu_presence.SPECS,
+            ],
+        ),
+        (
+            "Kernel log: XIDs and NVSwitch SXids (collector `gpu`, `collectors.kmsg`)",
+            [*kernel_log.SPECS],
+        ),
         (
             "GPU activity, Hopper and newer (collector `gpu`)",
             [*activity.GPU_RATIOS.values(), activity.GPU_PIPE, activity.PEAK_FLOPS],

@@ -13,6 +13,7 @@ from agent.hw.fake_procfs import FakeProcfs
 from agent.hw.fake_scenario import Scenario, load_scenario, parse_scenario
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
 
 Series = dict[tuple[str, tuple[str, ...]], float]
@@ -42,14 +43,19 @@ class Node:
         self.fake = FakeNvml(self.scenario, clock=self.clock, sleep=lambda s: None)
         self.gateway = NvmlGateway(self.fake, clock=self.clock, backoff_initial=1.0)
         self.backend = NvmlBackend(
-            self.gateway, BackendOptions(xid_events=self.xid_events, xid_wait_ms=50), self.clock
+            self.gateway,
+            BackendOptions(xid_events=self.xid_events, xid_wait_ms=50),
+            self.clock,
+            XidLedger(clock=self.clock),
         )
         jobs = None
         if self.jobs_procfs:
             procfs = FakeProcfs(self.scenario, self.jobs_procfs, clock=self.clock)
             options = JobsOptions(procfs=self.jobs_procfs, host_root="", retention_seconds=1e9)
             jobs = JobAccounting(options, clock=self.clock, before_read=procfs.sync)
-        self.collector = GpuCollector(self.backend, GpuOptions(detail=self.detail), jobs=jobs)
+        self.collector = GpuCollector(
+            self.backend, GpuOptions(detail=self.detail), clock=self.clock, jobs=jobs
+        )
         OPEN_NODES.append(self)
 
     def close(self) -> None:

@@ -187,8 +187,8 @@ def test_an_xid_storm_is_counted_exactly(agent_process: StartAgent, tmp_path: Pa
     agent = agent_process("--fake", str(scenario), "--interval", "500ms")
     done = wait_for(
         agent,
-        lambda s: value(s, "suanli_gpu_xid_errors_total", gpu="5", xid="94") == 1.0,
-        "XID 94 on GPU 5",
+        lambda s: value(s, "suanli_gpu_xid_errors_total", gpu="5", xid="95") == 1.0,
+        "XID 95 on GPU 5",
     )
     wait_for(
         agent,
@@ -196,9 +196,9 @@ def test_an_xid_storm_is_counted_exactly(agent_process: StartAgent, tmp_path: Pa
         "all 1000 XID 13 on GPU 0",
         3.0,
     )
-    # NVIDIA's XID catalogue: a contained ECC error (94) asks to restart the application,
-    # not an operator, so it does not fail the GPU; the series says what to do
-    assert value(done, "suanli_gpu_xid_errors_total", gpu="5", action="restart_app") == 1.0
-    assert value(done, "suanli_gpu_health_check_failed", gpu="5", check="xid_critical") == 0.0
+    # NVIDIA's XID catalogue: an uncontained ECC error (95) asks to reset the GPU
+    assert value(done, "suanli_gpu_xid_errors_total", gpu="5", action="reset_gpu") == 1.0
+    assert value(done, "suanli_gpu_health_check_failed", gpu="5", check="xid_critical") == 1.0
+    assert value(done, "suanli_gpu_health_check_failed", gpu="0", check="xid_critical") == 0.0
     assert value(done, "suanli_gpu_up", gpu="0") == 1.0, "a storm does not take the GPU down"
     no_traceback(agent)

@@ -16,6 +16,8 @@ SPECS = [spec for _, specs in sections() for spec in specs]
 # Counts and states with no unit, as the contract names them.
 UNITLESS = {
     "suanli_gpu_up",
+    "suanli_gpus",
+    "suanli_kmsg_up",
     "suanli_gpu_performance_state",
     "suanli_gpu_clock_event_active",
     "suanli_gpu_pcie_link_generation",
@@ -85,6 +87,9 @@ def test_every_declared_metric_is_in_the_contract() -> None:
 ADDITIONS = {
     "suanli_config_last_reload_successful": "outcome of the last SIGHUP reload (issue 8)",
     "suanli_config_last_reload_success_timestamp_seconds": "when the config last loaded",
+    "suanli_gpu_unresponsive_seconds": "how long a GPU has not answered, and why (issue 15)",
+    "suanli_gpu_fabric_info": "NVSwitch fabric state, status and clique per GPU (issue 15)",
+    "suanli_kmsg_up": "whether the kernel log is being read for XIDs and SXids (issue 15)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.

@@ -33,9 +33,9 @@ def test_a_burst_of_1000_xids_is_counted_exactly_and_only_critical_ones_fail_the
     gpus.wait_for_xids(1001)
     time.sleep(0.2)  # anything extra would arrive now
     series = gpus.at(20.0)
-    assert xids(series) == {("0", "13"): 1000.0, ("5", "94"): 1.0}
+    assert xids(series) == {("0", "13"): 1000.0, ("5", "95"): 1.0}
     assert check(series, "0", "xid_critical") == 0.0, "XID 13 follows the job, not the GPU"
-    assert check(series, "5", "xid_critical") == 1.0, "XID 94 needs an operator"
+    assert check(series, "5", "xid_critical") == 1.0, "XID 95: reset the GPU"
 
 
 def test_the_xid_of_a_gpu_falling_off_the_bus_is_counted_and_kept() -> None:
