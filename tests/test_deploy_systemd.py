@@ -214,6 +214,7 @@ def test_the_agent_runs_as_the_group_the_rapl_udev_rule_grants() -> None:
 def test_device_access_is_exactly_what_nvml_opens() -> None:
     assert value("DevicePolicy") == "closed"
     assert sorted(values("DeviceAllow")) == [
+        "/dev/kmsg r",  # the kernel log: the driver's XID and NVSwitch SXid lines, read only
         "char-nvidia rw",  # major 195: /dev/nvidiactl and /dev/nvidia<N> (current drivers)
         "char-nvidia-caps r",  # MIG capability files /dev/nvidia-caps/nvidia-cap<N>
         "char-nvidia-frontend rw",  # major 195 as older drivers name it
@@ -228,8 +229,11 @@ def test_device_access_is_exactly_what_nvml_opens() -> None:
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),
         ("NoNewPrivileges", "yes"),
-        ("CapabilityBoundingSet", ""),
-        ("AmbientCapabilities", ""),
+        # opening /dev/kmsg where kernel.dmesg_restrict=1; nothing else
+        ("CapabilityBoundingSet", "CAP_SYSLOG"),
+        ("AmbientCapabilities", "CAP_SYSLOG"),
+        ("ProtectKernelLogs", "no"),
+        ("StateDirectory", "suanli-agent"),
         ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
         ("MemoryMax", "128M"),
         ("MemoryDenyWriteExecute", "yes"),
