@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"suanli-agent: configuration OK ({loaded.source}{also})")
         return EXIT_OK
     logs.setup(config.log.level, config.log.format)
+    if args.once:  # a look, beside a running agent: it must not move the daemon's cursor
+        config = with_overrides(config, {"collectors.kmsg.state_file": ""})
     agent, clock, nvml = _build(config, at)
     if args.once:
         return _once(agent, clock, nvml, at)
