@@ -6,7 +6,14 @@ import platform
 
 import pytest
 
-from agent.allocator import M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES, TRIM_EVERY_S, Allocator
+from agent.allocator import (
+    ARENAS,
+    M_ARENA_MAX,
+    M_MMAP_THRESHOLD,
+    MMAP_THRESHOLD_BYTES,
+    TRIM_EVERY_S,
+    Allocator,
+)
 
 
 class RecordingLibc:
@@ -25,10 +32,13 @@ class RecordingLibc:
         return 1
 
 
-def test_the_mmap_threshold_is_fixed_at_glibc_default() -> None:
+def test_the_mmap_threshold_is_fixed_at_glibc_default_and_threads_share_one_arena() -> None:
     libc = RecordingLibc()
     assert Allocator(libc).tune()
-    assert libc.calls == [("mallopt", (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))]
+    assert libc.calls == [
+        ("mallopt", (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)),
+        ("mallopt", (M_ARENA_MAX, ARENAS)),
+    ]
 
 
 def test_a_refused_mallopt_is_reported_not_raised() -> None:
