@@ -1,0 +1,1 @@
+"""One bounded validation run on a real GPU machine: `bash benchmarks/hardware/validate.sh`."""
