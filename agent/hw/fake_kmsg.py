@@ -8,6 +8,14 @@ the agent follows (`collectors.kmsg.path` in `--fake` mode): in the driver's for
 `NVRM: GPU at PCI:...: GPU-<uuid>` line and, for XID 79, followed by `GPU has fallen off the
 bus.` (the lines around XID 79 in xid-lines__gpud.txt [D]). Priority 4 (kern.warning),
 sequence numbers from 1, timestamps in microseconds of simulated time.
+
+The scenario's `sxid` faults become the NVSwitch driver's SXid lines, as in
+../shared/reference/kmsg/sxid-lines__*.txt: for `{kind: sxid, at, switch: N, link: L, code: C,
+fatal: F}`,
+    nvidia-nvswitch<N>: SXid (PCI:0000:<bus>:00.0): <C>, <Fatal|Non-fatal>, Link <L> <text>
+with <bus> the switch's PCI bus in fake_sysfs.NVSWITCH_BUSES, followed, for a fatal one, by the
+`Severity 1 Engine instance ...` and `Data {...}` lines the driver adds (which are not events:
+the agent counts the first line only). `count` repeats the event. Priority 3 (kern.err).
 """
 
 from __future__ import annotations
@@ -18,13 +26,21 @@ from pathlib import Path
 
 from agent.hw.fake_events import timeline
 from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_sysfs import gpu_addresses
+from agent.hw.fake_scenario import Fault
+from agent.hw.fake_sysfs import NVSWITCH_BUSES, gpu_addresses
 from agent.hw.kmsg import KmsgFollower, KmsgRecord
 
 MESSAGES = {
     79: "GPU has fallen off the bus.",
     48: "An uncorrectable double bit error (DBE) has been detected on GPU.",
     13: "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0): Illegal Instruction Parameter",
+}
+SXID_MESSAGES = {  # the texts of sxid-lines__gpud.txt and sxid-lines__nvsentinel.txt
+    20034: "LTSSM Fault Up",
+    20009: "RX Short Error Rate",
+    12028: "egress non-posted PRIV error",
+    24007: "sourcetrack timeout error (First)",
+    28006: "MC TS crumbstore MCTO (First)",
 }
 
 
@@ -38,11 +54,13 @@ class FakeKmsg:
         self._uuids = [gpu.uuid for gpu in nvml.gpus]
         self._addresses = gpu_addresses(nvml.scenario)
         bursts = timeline(nvml.scenario)
-        self._pending = sorted(
+        xids = [
             (burst.at, gpu, burst.code, burst.count)
             for gpu, gpu_bursts in bursts.items()
             for burst in gpu_bursts
-        )
+        ]
+        self._pending = sorted(xids)
+        self._sxids: list[Fault] = sorted(nvml.scenario.faults_of("sxid"), key=lambda f: f.at)
         self._named: set[int] = set()
         self._seq = 0
         self._lock = threading.Lock()
@@ -54,6 +72,8 @@ class FakeKmsg:
             while self._pending and self._pending[0][0] <= now:
                 at, gpu, code, count = self._pending.pop(0)
                 lines += self._records(at, gpu, code, count)
+            while self._sxids and self._sxids[0].at <= now:
+                lines += self._sxid_records(self._sxids.pop(0))
             if lines:
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write("".join(lines))
@@ -74,6 +94,25 @@ class FakeKmsg:
         for text in texts:
             self._seq += 1
             out.append(f"4,{self._seq},{usec},-;{text}\n")
+        return out
+
+    def _sxid_records(self, fault: Fault) -> list[str]:
+        switch = fault.switch
+        prefix = f"nvidia-nvswitch{switch}: SXid (PCI:0000:{NVSWITCH_BUSES[switch]:02x}:00.0): "
+        severity = "Fatal" if fault.fatal else "Non-fatal"
+        text = SXID_MESSAGES.get(fault.code, "simulated fault")
+        event = [f"{prefix}{fault.code}, {severity}, Link {fault.link} {text}"]
+        if fault.fatal:
+            event += [
+                f"{prefix}{fault.code}, Severity 1 Engine instance {fault.link:02d} "
+                "Sub-engine instance 00",
+                f"{prefix}{fault.code}, Data {{0x10000000, 0x10000000, 0x00000000}}",
+            ]
+        usec = int(fault.at * 1e6)
+        out = []
+        for text in event * fault.count:
+            self._seq += 1
+            out.append(f"3,{self._seq},{usec},-;{text}\n")
         return out
 
 

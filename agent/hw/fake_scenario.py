@@ -18,6 +18,16 @@ A scenario file (built-in ones live in `agent/hw/scenarios/<name>.yaml`)::
       - {kind: gpu_lost, gpu: 3, at: 60, until: 120}
       - {kind: xid, gpu: 3, at: 60, code: 79}           # `count: 1000` for a burst
       - {kind: events_unsupported, gpu: 7}              # event registration: NOT_SUPPORTED
+      - {kind: hang, gpu: 2, at: 30, until: 90}         # NVML calls on GPU 2 block
+      - {kind: missing, gpu: 6}                         # failed at boot: on the bus, not listed
+      - {kind: fabric_incomplete, gpu: 1, at: 10}       # NVSwitch fabric registration stuck
+      - {kind: sxid, at: 40, switch: 1, link: 48, code: 20034, fatal: true}
+
+`sxid` writes the NVSwitch driver's kernel-log line for an SXid on switch `switch` (0-3, the
+four NVSwitches of an HGX board, at the PCI buses of fake_sysfs.NVSWITCH_BUSES), `link` (its
+NVLink port, default 0), `code`, `fatal` (default false: "Non-fatal"), `count` times (a burst);
+see fake_kmsg. Scenarios without NVLink GPUs have no NVSwitch, so the line names a switch that
+is not on the bus, as a driver never would: use it on HGX scenarios.
     jobs:                               # who runs where, when (see fake_jobs)
       - {id: "1320003", scheduler: slurm-v2, gpus: [0, 1], start: 30, end: 900}
 
@@ -80,18 +90,24 @@ FAULT_KEYS: dict[str, set[str]] = {
     "hang": _COMMON | {"functions"},  # calls on the GPU's handle block while it lasts
     "missing": {"kind", "gpu", "gpus"},  # failed at boot: on the PCI bus, not enumerated
     "fabric_incomplete": _COMMON,  # NVSwitch fabric registration stuck in progress
+    # an NVSwitch SXid in the kernel log (fake_kmsg): switch 0-3 of an HGX board
+    "sxid": {"kind", "at", "switch", "link", "code", "fatal", "count"},
 }
 _REQUIRED = {
     "slow_call": {"functions", "seconds"},
     "not_supported": {"functions"},
     "missing_functions": {"functions"},
     "xid": {"code"},
+    "sxid": {"code"},
 }
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
 _TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency", "infiniband"}
 _IB_KEYS = {"ports", "down", "flaky"}
-LATENCIES = ("none", "h200")  # fake_latency.PROFILES
+LATENCIES = ("none", "h200")
+SXID_SWITCHES = (
+    4  # the NVSwitches of an HGX board (fake_sysfs.NVSWITCH_BUSES)  # fake_latency.PROFILES
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,9 @@ class Fault:
     hw: bool = True
     links: tuple[int, ...] = ()
     action: int = 0
+    switch: int = 0  # sxid: the NVSwitch (nvidia-nvswitch<N>, fake_sysfs.NVSWITCH_BUSES[N])
+    link: int = 0  # sxid: the switch's NVLink port
+    fatal: bool = False  # sxid: "Fatal" or "Non-fatal" in the line
 
     def active(self, t: float) -> bool:
         return self.at <= t and (self.until is None or t < self.until)
@@ -303,6 +322,8 @@ def _fault(value: Any, path: str, gpu_count: int) -> Fault:
         fields["until"] = at + number(raw["duration"], f"{path}.duration")
     if fields.get("until") is not None and fields["until"] < at:
         raise ScenarioError(f"{path}.until: {fields['until']} is before at ({at})")
+    if kind == "sxid" and not 0 <= fields.get("switch", 0) < SXID_SWITCHES:
+        raise ScenarioError(f"{path}.switch: NVSwitches are 0 to {SXID_SWITCHES - 1}")
     return Fault(kind=kind, gpus=_gpu_list(raw, path, gpu_count), **fields)
 
 

@@ -106,4 +106,7 @@ FAULT_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "hw": lambda v, p: typed(v, p, bool),
     "links": lambda v, p: tuple(int_list(v, p)),
     "action": action,
+    "switch": lambda v, p: typed(v, p, int),
+    "link": lambda v, p: typed(v, p, int),
+    "fatal": lambda v, p: typed(v, p, bool),
 }
