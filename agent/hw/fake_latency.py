@@ -1,10 +1,11 @@
 """How long real NVML calls take, for scenarios that ask for it (`latency: h200`).
 
-Medians of 200 calls each on one real H200 (driver 580.159.04), from
-`../shared/reference/h200/nvml-call-latency-us.json`. Most device queries are answered from the
-driver's cache in microseconds; the energy counter, field values and PCIe throughput (which
-samples for 20 ms) cost milliseconds. A function the capture did not time takes `DEFAULT_US`,
-the capture's "1-7 us" for cached queries (assumed). Sleeps under `MIN_SLEEP_S` are skipped:
+Medians of the agent's own calls on one real H200 (driver 580.159.04, the validation run of
+2026-12-04), and of `../shared/reference/h200/nvml-call-latency-us.json` for PCIe throughput.
+Most device queries are answered from the driver's cache in microseconds; the energy counter,
+the violation counters, process utilisation, GPM metrics and field values cost a millisecond
+or more, and registering a GPU for events half a second. A function neither timed takes
+`DEFAULT_US`, the capture's "1-7 us" for cached queries (assumed). Sleeps under `MIN_SLEEP_S` are skipped:
 a Python call and `time.sleep` already cost that much.
 """
 
@@ -16,21 +17,24 @@ MIN_SLEEP_S = 50e-6
 DEFAULT_US = 2.0
 
 H200_MEDIAN_US: Mapping[str, float] = {
-    "nvmlDeviceGetPowerUsage": 1.5,
-    "nvmlDeviceGetTotalEnergyConsumption": 2850.6,
-    "nvmlDeviceGetTemperature": 1.7,
-    "nvmlDeviceGetUtilizationRates": 1.4,
-    "nvmlDeviceGetMemoryInfo": 6.7,
-    "nvmlDeviceGetClockInfo": 1.8,
-    "nvmlDeviceGetPcieThroughput": 20952.2,
-    "nvmlDeviceGetComputeRunningProcesses": 6.4,
-    "nvmlDeviceGetComputeRunningProcesses_v2": 6.4,
-    "nvmlDeviceGetCurrentClocksEventReasons": 1.0,
-    "nvmlDeviceGetRemappedRows": 1.7,
-    "nvmlDeviceGetTotalEccErrors": 1.7,
-    "nvmlDeviceGetNvLinkState": 7.5,
-    "nvmlDeviceGetFieldValues": 3869.7,  # one call of 8 fields
-    "nvmlDeviceGetHandleByIndex": 1.0,
+    # the agent's own calls timed on a real H200, driver 580.159.04 (docs/hardware-validation.md,
+    # benchmarks/hardware/results/2026-12-04/cycle.json): 50 cycles, or once for static facts
+    "nvmlInit": 9478.4,
+    "nvmlDeviceRegisterEvents": 475597.0,  # once per GPU per initialisation
+    "nvmlDeviceGetSupportedEventTypes": 466.2,
+    "nvmlDeviceGetMaxClockInfo": 1759.4,
+    "nvmlDeviceGetTemperatureThreshold": 796.7,
+    "nvmlDeviceGetPowerManagementLimitConstraints": 1485.4,
+    "nvmlDeviceGetMaxPcieLinkGeneration": 1914.3,
+    "nvmlDeviceGetTotalEnergyConsumption": 3194.4,
+    "nvmlDeviceGetProcessUtilization": 2451.9,
+    "nvmlGpmMetricsGet": 1729.0,
+    "nvmlGpmSampleGet": 162.3,
+    "nvmlDeviceGetViolationStatus": 760.0,  # one per policy, six a cycle
+    "nvmlDeviceGetFieldValues": 808.4,  # the cycle's call of 8 fields
+    "nvmlDeviceGetCurrPcieLinkWidth": 88.1,
+    # not in that run's call pattern: ../shared/reference/h200/nvml-call-latency-us.json
+    "nvmlDeviceGetPcieThroughput": 20952.2,  # it samples for 20 ms
 }
 PROFILES = {"none": None, "h200": H200_MEDIAN_US}
 
