@@ -1,5 +1,6 @@
-"""4. Health: failing checks, XIDs, ECC and row remapping, PCIe, thermal, InfiniBand / RoCE
-ports, agent staleness."""
+"""4. Health: failing checks, XIDs, ECC and row remapping, PCIe, thermal, GPUs lost, missing or
+hung, XIDs by action, NVSwitch fabric and SXids, InfiniBand / RoCE ports, kernel logs, agent
+staleness."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from grafana.generator.panels import (
     timeseries,
     value_map,
 )
-from grafana.generator.promql import GPU, NODE, RACK, rack_sum, sel
+from grafana.generator.promql import GPU, HALL, NODE, RACK, rack_sum, sel
 
 UID = "suanli-health"
 TITLE = "Suanli / Health"
@@ -205,6 +206,128 @@ def gpu_tables() -> list[Json]:
     ]
 
 
+def presence_panels() -> list[Json]:
+    """GPUs the nodes should have against those answering, and why the others do not."""
+    lost = rack_sum("suanli_gpus:sum", extra='state="lost"')
+    by_hall = sel("cluster_hall:suanli_gpus:sum", HALL, 'state="lost"')
+    reasons = rack_sum("suanli_gpu_unresponsive:count", "reason", 'reason!=""')
+    down = sel("suanli_gpu_unresponsive_seconds", GPU)
+    return [
+        stat(
+            "GPUs lost or missing",
+            "GPUs the selected nodes should have (PCI bus, configuration) minus those "
+            "answering: lost since boot, hung, failing, or missing since boot (alert "
+            "SuanliNodeGPUsLost).",
+            "none",
+            Query(lost),
+            w=4,
+            h=8,
+            bad_at=1,
+        ),
+        timeseries(
+            "GPUs expected, present and lost",
+            "GPUs of the selected racks by the agents' count: expected (on the PCI bus or "
+            "configured), present (enumerated and answering) and lost (the difference).",
+            "none",
+            Query(rack_sum("suanli_gpus:sum", "state"), legend="{{state}}"),
+            w=8,
+        ),
+        timeseries(
+            "GPUs not answering, by reason",
+            "Why GPUs do not answer: lost (fallen off the bus), hung (NVML calls do not "
+            "return), error (every call fails), missing (not enumerated at boot), nvml_down.",
+            "none",
+            Query(reasons, legend="{{reason}}"),
+            w=6,
+        ),
+        bargauge(
+            "Lost GPUs by hall",
+            "GPUs lost or missing in each hall of the selected clusters and halls, now.",
+            "none",
+            Query(
+                f"sum by (cluster, hall) ({by_hall})", legend="{{cluster}} / {{hall}}", instant=True
+            ),
+            w=6,
+            bad_at=1,
+        ),
+        table(
+            "Missing, hung and lost GPUs",
+            "Each GPU of the selected nodes that does not answer, why, and for how long "
+            "(seconds since it last answered). Missing GPUs are named by their PCI bus id.",
+            "s",
+            Query(down),
+            rename={"Value": "down for"},
+        ),
+    ]
+
+
+def fabric_panels() -> list[Json]:
+    """XIDs by the catalogue's action, the NVSwitch fabric and its SXids, kernel logs read."""
+    actions = rack_sum("suanli_gpu_xid_errors:rate5m", "action", 'action!=""')
+    sxids = rack_sum("suanli_nvswitch_sxid_errors:rate5m", "sxid", 'sxid!=""')
+    per_switch = (
+        "sum by (cluster, hall, rack, instance, switch, link, sxid) "
+        f"(increase({sel('suanli_nvswitch_sxid_errors_total', NODE)}[$__range]))"
+    )
+    pending = sel("suanli_gpu_fabric_info", GPU, 'state!="completed"')
+    failed = sel("suanli_gpu_fabric_info", GPU, 'status!="success"')
+    unread = sel("cluster_hall_rack:suanli_kmsg_down:count", RACK)
+    return [
+        timeseries(
+            "XIDs by action",
+            "XID events per minute by the action NVIDIA's XID catalogue gives for their code: "
+            "reset_gpu, reboot_node, check_hardware and contact_support need an operator "
+            "now (SuanliGPUXIDActionRequired), investigate within the day.",
+            "cpm",
+            Query(f"{actions} * {PER_MINUTE}", legend="{{action}}"),
+            w=8,
+        ),
+        timeseries(
+            "NVSwitch SXids by code",
+            "NVSwitch SXid errors per minute by SXid code, from the nodes' kernel logs "
+            "(alert SuanliNVSwitchSXid).",
+            "cpm",
+            Query(f"{sxids} * {PER_MINUTE}", legend="SXid {{sxid}}"),
+            w=8,
+        ),
+        timeseries(
+            "NVSwitch fabric not registered",
+            "GPUs whose NVSwitch fabric registration has not completed successfully (HGX "
+            "boards): they cannot use NVLink (alert SuanliGPUFabricIncomplete).",
+            "none",
+            _failing("fabric"),
+            w=8,
+        ),
+        table(
+            "SXids in range by switch",
+            "SXid errors per NVSwitch, link and code on the selected nodes over the time "
+            "range (switches that ever had one). Fatal or not: `dmesg | grep -i sxid`.",
+            "none",
+            Query(per_switch),
+            w=8,
+            rename={"Value": "events"},
+        ),
+        table(
+            "GPUs without a registered fabric",
+            "GPUs of the selected nodes whose fabric state is not completed or whose status is "
+            "not success, as NVML reports them.",
+            "none",
+            Query(f"{pending} or {failed}"),
+            w=8,
+            hide=("Value",),
+        ),
+        state_timeline(
+            "Kernel logs unread, by rack",
+            "Nodes of each rack whose agent cannot read the kernel log (suanli_kmsg_up 0): "
+            "their SXids go unseen (alert SuanliKernelLogUnreadable).",
+            "none",
+            Query(f"sum by (hall, rack) ({unread})", legend="{{hall}} / {{rack}}"),
+            mappings=value_map({0: ("read", "green")}, above=("", "red")),
+            w=8,
+        ),
+    ]
+
+
 def infiniband_tables() -> list[Json]:
     """The InfiniBand / RoCE row: tables of the ports in trouble, from default series only."""
     ports = "cluster, hall, rack, instance, device, port"
@@ -281,12 +404,15 @@ def build() -> Json:
         *check_panels(),
         *trend_panels(),
         *gpu_tables(),
+        *presence_panels(),
+        *fabric_panels(),
         *infiniband_tables(),
         *agent_panels(),
     ]
     description = (
         "GPU health verdicts and the evidence behind them: failing checks, XIDs, ECC and row "
-        "remapping, PCIe and NVLink, heat, InfiniBand / RoCE ports, and the agents themselves. "
+        "remapping, PCIe and NVLink, heat, GPUs lost, missing or hung, the NVSwitch fabric and "
+        "its SXids, InfiniBand / RoCE ports, kernel logs and the agents themselves. "
         "Tables link to the node."
     )
     return dashboard(UID, TITLE, description, panels)

@@ -204,6 +204,15 @@ def agent_panels() -> list[Json]:
             Query(age, legend="{{collector}}"),
             w=8,
         ),
+        state_timeline(
+            "Kernel log read",
+            "Whether the agent reads the kernel log (XID and NVSwitch SXid lines): 0 when "
+            "/dev/kmsg is missing or not readable by the agent's user.",
+            "none",
+            Query(n("suanli_kmsg_up"), legend="kernel log"),
+            mappings=value_map({0: ("not read", "red"), 1: ("read", "green")}),
+            w=12,
+        ),
         timeseries(
             "NVML errors",
             "NVML calls that failed per second, by function and error.",

@@ -7,10 +7,11 @@ from grafana.generator.panels import (
     Query,
     bargauge,
     state_timeline,
+    table,
     timeseries,
     value_map,
 )
-from grafana.generator.promql import GPU, sel
+from grafana.generator.promql import GPU, NODE, sel
 
 PER_GPU = "GPU {{gpu}}"
 RATE = "[$__rate_interval]"
@@ -320,6 +321,47 @@ def health_panels() -> list[Json]:
     ]
 
 
+def presence_panels() -> list[Json]:
+    """GPUs expected and answering, the ones that do not, the NVSwitch fabric and its SXids."""
+    sxids = f"increase({sel('suanli_nvswitch_sxid_errors_total', NODE)}{RATE})"
+    return [
+        timeseries(
+            "GPUs expected, present and lost",
+            "GPUs the node should have (PCI bus, configuration, seen), has enumerated and "
+            "answering, and has lost (the difference).",
+            "none",
+            Query(sel("suanli_gpus", NODE), legend="{{state}}"),
+            w=8,
+        ),
+        table(
+            "GPUs not answering",
+            "Each GPU that does not answer now, why (lost, hung, error, missing, nvml_down) "
+            "and for how long; a GPU NVML does not list is named by its PCI bus id.",
+            "s",
+            Query(g("suanli_gpu_unresponsive_seconds")),
+            w=8,
+            rename={"Value": "down for"},
+        ),
+        timeseries(
+            "NVSwitch SXids",
+            "SXid errors of the node's NVSwitches from the kernel log, by switch, link and code.",
+            "none",
+            Query(sxids, legend="{{switch}} link {{link}} SXid {{sxid}}"),
+            w=8,
+            bars=True,
+        ),
+        table(
+            "NVSwitch fabric",
+            "Each GPU's NVSwitch fabric registration as NVML reports it (HGX boards): state "
+            "completed and status success when the GPU can use NVLink.",
+            "none",
+            Query(g("suanli_gpu_fabric_info")),
+            w=24,
+            hide=("Value",),
+        ),
+    ]
+
+
 def gpu_panels() -> list[Json]:
     return [
         *activity_panels(),
@@ -327,4 +369,5 @@ def gpu_panels() -> list[Json]:
         *thermal_panels(),
         *interconnect_panels(),
         *health_panels(),
+        *presence_panels(),
     ]
