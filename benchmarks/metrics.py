@@ -61,6 +61,14 @@ SECTIONS = (
         ),
     ),
     Section(
+        "GPU read cycle at an H200's call latencies (`NvmlBackend.read()`, `latency: h200`)",
+        (
+            Measure("h200_read_parallel_ms", "every GPU in its own reader (the agent)", "ms", 1),
+            Measure("h200_read_sequential_ms", "one GPU after another (inline)", "ms", 1),
+            Measure("h200_read_speedup", "sequential / parallel", "x", 1),
+        ),
+    ),
+    Section(
         "NVML calls (FakeNvml.calls)",
         (
             Measure("nvml_calls_per_gpu_first", "first cycle: calls per GPU", "calls", 1),

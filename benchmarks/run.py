@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
-from benchmarks import inprocess, load, machine, memory, scrape
+from benchmarks import driver_time, inprocess, load, machine, memory, scrape
 from benchmarks.agent_process import AgentProcess
 from benchmarks.doc import write_doc
 from benchmarks.metrics import SECTIONS
@@ -31,6 +31,7 @@ from benchmarks.report import DOC, HISTORY, load_history, number, save_history, 
 SCENARIOS = ("h100-8", "h100-64", "h100-mig-56", "procs-500")
 CLIENTS = 8
 CYCLE_DEADLINE = "10s"
+DRIVER_CYCLES = 10  # GPU reads at H200 latency per mode (h100-64: about 1 s each, one by one)
 LOAD_SCENARIO = "h100-8"
 LOAD_CLIENTS = 50
 LOAD_CALLS_IDLE_S = 15.0  # in-process NVML call rate: idle window, then under load (capped)
@@ -76,6 +77,8 @@ def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, A
         render_profile = inprocess.profile_first_render(agent, counts.profile_repeats)
     finally:
         agent.sampler.stop()
+    say(f"{scenario}: GPU read cycles at an H200's call latencies")
+    driver = driver_time.measure(scenario, cycles=DRIVER_CYCLES)
     say(f"{scenario}: memory retained across cycles (tracemalloc)")
     retained = inprocess.measure_retained(
         scenario, warmup=10, cycles=counts.retained_cycles(cycles.gpus)
@@ -88,6 +91,7 @@ def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, A
             **cycle_metrics(cycles, cycle_profile),
             **render_metrics(render),
             "retained_kib_per_100_cycles": retained.kib_per_100_cycles,
+            **driver,
         },
         "retained_top_site": retained.top_site,
         "nvml_first": cycles.calls_first,

@@ -510,5 +510,5 @@ def test_event_fault_fields_are_checked() -> None:
     storm = load_scenario("xid-storm").faults_of("xid")
     assert [(f.gpus, f.at, f.code, f.count) for f in storm] == [
         ((0,), 5, 13, 1000),
-        ((5,), 10, 94, 1),
+        ((5,), 10, 95, 1),
     ]

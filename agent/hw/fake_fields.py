@@ -21,6 +21,11 @@ def fill_field(gpu: FakeGpu, out: Any, t: float) -> None:
     ):  # absent from the <565 captures
         out.nvmlReturn = P.NVML_ERROR_NOT_SUPPORTED
         return
+    if out.fieldId in PCIE_BYTES and (gpu.driver_major < 580 or gpu.model.architecture < HOPPER):
+        # answered by a real H200 on driver 580.159.04 (docs/hardware-validation.md: no
+        # nvmlDeviceGetPcieThroughput call was needed); not seen elsewhere, so not assumed
+        out.nvmlReturn = P.NVML_ERROR_NOT_SUPPORTED
+        return
     value_type, read = entry
     try:
         value = read(gpu, t, out.scopeId)
@@ -66,4 +71,8 @@ FIELDS: dict[int, tuple[int, Callable[[FakeGpu, float, int], int]]] = {
     P.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: (_ULL, lambda g, t, s: g.nvlink_kib(t, s, True)),
     P.NVML_FI_DEV_NVLINK_GET_STATE: (_UINT, lambda g, t, s: g.nvlink_state(t, s)),
     P.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: (_UINT, lambda g, t, s: g.recovery_action(t)),
+    P.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: (_ULL, lambda g, t, s: int(g.work.totals(t)[6])),
+    P.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: (_ULL, lambda g, t, s: int(g.work.totals(t)[7])),
 }
+PCIE_BYTES = frozenset({P.NVML_FI_DEV_PCIE_COUNT_TX_BYTES, P.NVML_FI_DEV_PCIE_COUNT_RX_BYTES})
+HOPPER = P.NVML_DEVICE_ARCH_HOPPER

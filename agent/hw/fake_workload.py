@@ -17,6 +17,8 @@ from agent.hw.fake_models import MIB, GpuModel
 TICK = 1.0
 WORKLOADS = ("idle", "training", "inference", "memory-bound")
 CHUNK = 256
+TOTALS = 8  # the counters of Workload.totals
+CONTINUOUS = frozenset({0, 1, 2, 6, 7})  # rates, integrated within a tick; the rest are events
 TICK_CACHE = 20  # ticks kept per GPU: a 15 s sampling interval reads ~16 new ones
 IDLE_JOB_MEMORY_SHARE = 0.5  # assumed: a job on a GPU whose workload is `idle`
 NVLINK_LINK_BYTES_PER_S = 26.562e9  # per link, `nvidia-smi nvlink -s` in the H100/H800 captures
@@ -91,8 +93,8 @@ class Workload:
         self.mig = mig
         self.usable_mib = model.memory_total_mib - model.memory_reserved_mib
         self.idle_w = model.idle_power_w + 12.0 * unit(seed, gpu, 1) - 4.0
-        self._checkpoints: list[tuple[float, ...]] = [(0.0,) * 6]
-        self._last: tuple[int, tuple[float, ...]] = (0, (0.0,) * 6)
+        self._checkpoints: list[tuple[float, ...]] = [(0.0,) * TOTALS]
+        self._last: tuple[int, tuple[float, ...]] = (0, (0.0,) * TOTALS)
         self._ticks: dict[int, Tick] = {}
         self._totals: tuple[float, tuple[float, ...]] = (-1.0, ())
         self._prefix = mix(seed, gpu)
@@ -220,7 +222,8 @@ class Workload:
 
     # --- counters -----------------------------------------------------------------------
     def _rates(self, k: int) -> tuple[float, ...]:
-        """Per-tick increments: mJ, capped ns, NVLink bytes/link, replays, ECC, NVLink replays."""
+        """Per-tick increments: mJ, capped ns, NVLink bytes/link, replays, ECC, NVLink replays,
+        PCIe bytes sent and received."""
         t = self.tick(k)
         return (
             t.power_w * 1000.0 * TICK,
@@ -229,6 +232,8 @@ class Workload:
             float(t.pcie_replays),
             float(t.ecc_corrected),
             float(t.nvlink_replays),
+            t.pcie_tx_kbs * 1024.0 * TICK,
+            t.pcie_rx_kbs * 1024.0 * TICK,
         )
 
     def _cum_at_tick(self, k: int) -> tuple[float, ...]:
@@ -256,8 +261,8 @@ class Workload:
 
     def totals(self, t: float) -> tuple[float, ...]:
         """Cumulative (energy mJ, capped ns, NVLink bytes per link, PCIe replays, ECC, NVLink
-        replays) at time t; rates integrate continuously, events count whole ticks. The last
-        answer is kept: one cycle asks for the same t once per counter."""
+        replays, PCIe tx and rx bytes) at time t; rates integrate continuously, events count
+        whole ticks. The last answer is kept: one cycle asks for the same t once per counter."""
         if self._totals[0] == t:
             return self._totals[1]
         k = int(t // TICK)
@@ -265,7 +270,7 @@ class Workload:
         rates = self._rates(k)
         frac = (t - k * TICK) / TICK
         pairs = enumerate(zip(cum, rates, strict=True))
-        found = tuple(c + r * frac if i < 3 else c for i, (c, r) in pairs)
+        found = tuple(c + r * frac if i in CONTINUOUS else c for i, (c, r) in pairs)
         self._totals = (t, found)
         return found
 
