@@ -51,6 +51,8 @@ CHECKS = {
     "thermal",
     "nvlink_down",
     "recovery_action",
+    "missing",
+    "fabric",
 }
 SERIES = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -171,6 +173,8 @@ def test_a_fifty_node_center_shows_every_check_xid_scheduler_and_mig(node_root: 
     assert threading.active_count() == threads, "a simulated node started a thread"
     seen: dict[str, set[str]] = {"check": set(), "xid": set(), "scheduler": set()}
     mig_instances = 0
+    sxids: set[str] = set()
+    reasons: set[str] = set()
     for node in nodes:
         for name, labels, value in parse(exposition(node)):
             if name == "suanli_gpu_health_check_failed" and value == 1:
@@ -181,9 +185,15 @@ def test_a_fifty_node_center_shows_every_check_xid_scheduler_and_mig(node_root: 
                 seen["scheduler"].add(labels["scheduler"])
             elif name == "suanli_mig_info":
                 mig_instances += 1
+            elif name == "suanli_nvswitch_sxid_errors_total":
+                sxids.add(labels["sxid"])
+            elif name == "suanli_gpu_unresponsive_seconds":
+                reasons.add(labels["reason"])
         node.close()
     assert seen["check"] == CHECKS
-    assert {"13", "31", "48", "63", "64", "74", "79", "94"} <= seen["xid"]
+    assert {"13", "31", "48", "63", "64", "74", "79", "94", "119"} <= seen["xid"]
+    assert sxids == {"20034", "20009"}  # from each node's simulated kernel log
+    assert {"lost", "missing"} <= reasons
     assert {"slurm", "kubernetes", "container"} <= seen["scheduler"]
     assert mig_instances >= 10
 

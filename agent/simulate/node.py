@@ -10,7 +10,13 @@ run a thousand nodes in one process without a thousand threads each:
   never hangs: the simulator injects no `slow_call` faults);
 - the NVML backend runs inline too (`BackendOptions(inline=True)`): its GPUs are read one
   after another and its XID listener drains the event set once a cycle instead of waiting on
-  it from a thread of its own.
+  it from a thread of its own;
+- the kernel log (`agent.hw.fake_kmsg`: the scenario's XID and SXid lines, in a file of the
+  node's folder) is drained once a cycle, before the GPU collector reports, instead of by a
+  watcher thread of its own.
+
+Each node also has its own PCI bus (`agent.hw.fake_sysfs`, under `<node>/sys`), from which the
+agent knows which GPUs to expect: a `missing` fault is seen there, as on a real node.
 
 Job accounting reads each node's own fake procfs (`agent.hw.fake_procfs`, as `--fake` does),
 in a folder of the fleet's temporary tree.
@@ -26,13 +32,17 @@ from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
 from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
 from agent.config import Config, TopologyConfig, with_overrides
 from agent.exposition import Renderer
+from agent.hw.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from agent.hw.fake_nvml import FakeNvml
 from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
+from agent.hw.fake_sysfs import write_pci_devices
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from agent.metrics import Sample
 from agent.reload import RELOAD_SPECS, ReloadStatus
 from agent.sampler import Sampler
 from agent.simulate.hostsim import NO_SYSFS, SimHostReader, SimRapl
@@ -102,15 +112,40 @@ def _accounting(config: Config, fake: FakeNvml, root: Path) -> JobAccounting:
     return JobAccounting(options, before_read=FakeProcfs(fake.scenario, procfs, fake.now).sync)
 
 
+class InlineKernelLog(KernelLog):
+    """The node's simulated kernel log, read in the sampling thread: never `start()`ed, it
+    drains what the log holds each time the GPU collector asks for its samples."""
+
+    def samples(self) -> list[Sample]:
+        self.watcher.drain_once()
+        return super().samples()
+
+
 def gpu_collector(config: Config, fake: FakeNvml, root: Path) -> GpuCollector:
     gpu, jobs = config.collectors.gpu, config.collectors.jobs
+    root.mkdir(parents=True, exist_ok=True)
+    sysfs = root / "sys"
+    write_pci_devices(fake.scenario, str(sysfs))
     options = BackendOptions(
-        xid_events=gpu.xid_events, gpm=gpu.gpm, processes=jobs.enabled, inline=True, sysfs=NO_SYSFS
+        xid_events=gpu.xid_events,
+        gpm=gpu.gpm,
+        processes=jobs.enabled,
+        inline=True,
+        sysfs=str(sysfs),
+        expected_gpus=gpu.expected_gpus,
     )
     backend = NvmlBackend(NvmlGateway(fake), options)
     health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
     accounting = _accounting(config, fake, root) if jobs.enabled else None
-    return GpuCollector(backend, GpuOptions(detail=gpu.detail, health=health), jobs=accounting)
+    kmsg = None
+    if config.collectors.kmsg.enabled:
+        writer = FakeKmsg(fake, str(root / "kmsg"))
+        kmsg = InlineKernelLog(
+            str(writer.path), "", backend.ledger, follower=lambda: FakeKmsgFollower(writer)
+        )
+    return GpuCollector(
+        backend, GpuOptions(detail=gpu.detail, health=health), jobs=accounting, kernel_log=kmsg
+    )
 
 
 def build_node(
