@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agent.collectors.base import Collector
 from agent.metrics import Sample
+from agent.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -41,69 +42,15 @@ class Snapshot:
     results: tuple[CollectorResult, ...]
 
 
-class _Run:
-    """One collector's latest collection: its samples or error, and how long it took."""
-
-    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
-        self.started = 0.0
-        self.finished = threading.Event()
-        self.samples: list[Sample] = []
-        self.error: BaseException | None = None
-        self.failed_parts: tuple[str, ...] = ()
-        self.duration = 0.0
-        self._monotonic = monotonic
-        self._collector = collector
-
-    def submit(self) -> None:
-        """Collect now, in the calling thread."""
-        self.started = self._monotonic()
-        self.finished.clear()
-        self._collect()
-
-    def close(self) -> None:
-        return None
-
-    def _collect(self) -> None:
-        try:
-            self.samples, self.error = self._collector.collect(), None
-            self.failed_parts = tuple(getattr(self._collector, "failed_parts", ()))
-        except Exception as err:
-            self.samples, self.error = [], err
-        finally:
-            self.duration = self._monotonic() - self.started
-            self.finished.set()
+Collected = tuple[list[Sample], tuple[str, ...]]  # samples, and the parts that failed
 
 
-class _Worker(_Run):
-    """A collector's own long-lived daemon thread (a hung call must not block exit).
+def _collecting(collector: Collector) -> Callable[[], Collected]:
+    def collect() -> Collected:
+        samples = collector.collect()
+        return samples, tuple(getattr(collector, "failed_parts", ()))
 
-    One thread per collector for the agent's life: starting a thread every cycle costs little
-    time but lets the allocator's per-thread memory creep up over hours.
-    """
-
-    def __init__(self, collector: Collector, monotonic: Callable[[], float]) -> None:
-        super().__init__(collector, monotonic)
-        self._request = threading.Event()
-        self._closing = False
-        name = f"collect-{collector.name}"
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
-
-    def submit(self) -> None:
-        self.started = self._monotonic()
-        self.finished.clear()
-        self._request.set()
-
-    def close(self) -> None:
-        self._closing = True
-        self._request.set()
-
-    def _loop(self) -> None:
-        while True:
-            self._request.wait()
-            self._request.clear()
-            if self._closing:
-                return
-            self._collect()
+    return collect
 
 
 class Sampler:
@@ -120,13 +67,13 @@ class Sampler:
         """`inline`: collect in the thread that calls `sample_once`, with no deadline (the
         simulator, which samples many nodes from a few threads); else one thread per collector."""
         self.collectors = list(collectors)
-        self._run_type: type[_Run] = _Run if inline else _Worker
+        self._inline = inline
         self.interval = interval
         self._clock = clock
         self._monotonic = monotonic
         self._on_cycle = on_cycle
-        self._workers: dict[str, _Run] = {}
-        self._inflight: dict[str, _Run] = {}
+        self._workers: dict[str, Worker[Collected]] = {}
+        self._inflight: dict[str, Worker[Collected]] = {}
         self._last_success: dict[str, float] = {}
         self._logged: dict[str, str] = {}
         self._sequence = 0
@@ -163,10 +110,17 @@ class Sampler:
             self._on_cycle(snapshot)
         return snapshot
 
-    def _new_run(self, collector: Collector) -> _Run:
-        return self._run_type(collector, self._monotonic)
+    def _new_run(self, collector: Collector) -> Worker[Collected]:
+        """A collector's own long-lived daemon thread (a hung call must not block exit), or,
+        `inline`, a run in the calling thread."""
+        return Worker(
+            f"collect-{collector.name}",
+            _collecting(collector),
+            inline=self._inline,
+            monotonic=self._monotonic,
+        )
 
-    def _result(self, name: str, run: _Run) -> CollectorResult:
+    def _result(self, name: str, run: Worker[Collected]) -> CollectorResult:
         if not run.finished.is_set():
             waited = self._monotonic() - run.started
             error = "still running past its deadline (a hardware call is not returning)"
@@ -183,8 +137,9 @@ class Sampler:
         self._last_success[name] = now
         if self._logged.pop(name, None) is not None:
             log.info("collector %s recovered", name)
+        samples, failed_parts = run.result or ([], ())
         return CollectorResult(
-            name, tuple(run.samples), True, run.duration, now, failed_parts=run.failed_parts
+            name, tuple(samples), True, run.duration, now, failed_parts=failed_parts
         )
 
     def _log_once(self, name: str, error: str) -> None:

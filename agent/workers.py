@@ -19,8 +19,16 @@ T = TypeVar("T")
 class Worker(Generic[T]):
     """Runs `job()` in its own thread on each `submit`; `inline=True` runs it in the caller's."""
 
-    def __init__(self, name: str, job: Callable[[], T], *, inline: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        job: Callable[[], T],
+        *,
+        inline: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        self._monotonic = monotonic
         self.started = 0.0
         self.finished = threading.Event()
         self.finished.set()
@@ -41,7 +49,7 @@ class Worker(Generic[T]):
         """Start the job (unless it is still running from before)."""
         if self.busy:
             return
-        self.started = time.monotonic()
+        self.started = self._monotonic()
         self.finished.clear()
         if self._inline:
             self._run()
@@ -52,8 +60,8 @@ class Worker(Generic[T]):
         self._request.set()
 
     def wait(self, deadline: float) -> bool:
-        """Wait until the job finished or `time.monotonic()` reaches `deadline`."""
-        return self.finished.wait(max(0.0, deadline - time.monotonic()))
+        """Wait until the job finished or the monotonic clock reaches `deadline`."""
+        return self.finished.wait(max(0.0, deadline - self._monotonic()))
 
     def close(self) -> None:
         """End the thread now, or when a job still running returns."""
@@ -74,5 +82,5 @@ class Worker(Generic[T]):
         except Exception as err:
             self.result, self.error = None, err
         finally:
-            self.duration = time.monotonic() - self.started
+            self.duration = self._monotonic() - self.started
             self.finished.set()

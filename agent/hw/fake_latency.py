@@ -5,8 +5,8 @@ Medians of the agent's own calls on one real H200 (driver 580.159.04, the valida
 Most device queries are answered from the driver's cache in microseconds; the energy counter,
 the violation counters, process utilisation, GPM metrics and field values cost a millisecond
 or more, and registering a GPU for events half a second. A function neither timed takes
-`DEFAULT_US`, the capture's "1-7 us" for cached queries (assumed). Sleeps under `MIN_SLEEP_S` are skipped:
-a Python call and `time.sleep` already cost that much.
+`DEFAULT_US`, the capture's "1-7 us" for cached queries (assumed). Sleeps under `MIN_SLEEP_S`
+are skipped: a Python call and `time.sleep` already cost that much.
 """
 
 from __future__ import annotations
