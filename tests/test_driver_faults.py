@@ -14,13 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client.parser import text_string_to_metric_families
+from tests.scrapes import Series, matching, scrape, wait_for
 
 if TYPE_CHECKING:
     from conftest import AgentProcess
 
 StartAgent = Callable[..., "AgentProcess"]
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 EIGHT_H100 = "seed: 7\ngpus: {model: H100-SXM5-80GB, count: 8, workload: training}\n"
 GPU2_BUS = "0000:3a:00.0"  # the third slot of an HGX H100 board (fake_models.HGX_BUS_IDS)
@@ -32,48 +31,21 @@ def start(agent_process: StartAgent, tmp_path: Path, body: str, *extra: str) -> 
     return agent_process("--fake", str(scenario), "--interval", "500ms", *extra)
 
 
-def scrape(agent: AgentProcess) -> Series:
-    response = agent.get()
-    assert response.status == 200
-    found: Series = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def pick(series: Series, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
-    wanted = set(labels.items())
-    return {k: v for (n, k), v in series.items() if n == name and wanted <= k}
-
-
 def one(series: Series, name: str, **labels: str) -> float | None:
-    found = pick(series, name, **labels)
+    found = matching(series, name, **labels)
     assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
     return next(iter(found.values()), None)
 
 
-def wait_for(
-    agent: AgentProcess, check: Callable[[Series], bool], what: str, timeout: float = 10.0
-) -> Series:
-    deadline = time.monotonic() + timeout
-    while True:
-        series = scrape(agent)
-        if check(series):
-            return series
-        assert time.monotonic() < deadline, f"never saw {what}; stderr:\n{agent.stderr()}"
-        time.sleep(0.1)
-
-
 def uuid_of(series: Series, gpu: str) -> str:
-    (labels,) = pick(series, "suanli_gpu_up", gpu=gpu)
+    (labels,) = matching(series, "suanli_gpu_up", gpu=gpu)
     return dict(labels)["uuid"]
 
 
 def energies(series: Series) -> dict[str, float]:
     return {
         dict(labels)["gpu"]: value
-        for labels, value in pick(series, "suanli_gpu_energy_joules_total").items()
+        for labels, value in matching(series, "suanli_gpu_energy_joules_total").items()
     }
 
 
@@ -118,7 +90,7 @@ def test_a_gpu_lost_before_the_agent_started_is_visible(
     series = wait_for(agent, lambda s: one(s, "suanli_gpu_up", gpu="0") == 1.0, "GPU 0 up")
     # nvmlDeviceGetHandleByIndex(2) answers GPU_IS_LOST: no UUID, but the slot is named
     assert one(series, "suanli_gpu_up", gpu="2", uuid="") == 0.0
-    (info,) = pick(series, "suanli_gpu_info", gpu="2")
+    (info,) = matching(series, "suanli_gpu_info", gpu="2")
     assert dict(info)["pci_bus_id"] == GPU2_BUS
     assert one(series, "suanli_gpu_health_check_failed", gpu="2", check="lost") == 1.0
     assert one(series, "suanli_gpus", state="expected") == 8.0
@@ -131,11 +103,13 @@ def test_a_gpu_that_failed_at_boot_is_expected_from_the_pci_bus(
     healthy = start(agent_process, tmp_path, "faults: []\n")
     reference = wait_for(healthy, lambda s: one(s, "suanli_gpu_up", gpu="7") == 1.0, "8 GPUs")
     healthy.close()
-    by_uuid = {dict(k)["uuid"]: dict(k)["pci_bus_id"] for k in pick(reference, "suanli_gpu_info")}
+    by_uuid = {
+        dict(k)["uuid"]: dict(k)["pci_bus_id"] for k in matching(reference, "suanli_gpu_info")
+    }
     agent = start(agent_process, tmp_path, "faults:\n  - {kind: missing, gpu: 2}\n")
     series = wait_for(agent, lambda s: one(s, "suanli_gpu_up", gpu="6") == 1.0, "7 GPUs")
     # NVML lists 7: indexes compact (the old GPU 3 is now 2), UUIDs and bus ids are kept
-    listed = {dict(k)["uuid"]: dict(k)["pci_bus_id"] for k in pick(series, "suanli_gpu_info")}
+    listed = {dict(k)["uuid"]: dict(k)["pci_bus_id"] for k in matching(series, "suanli_gpu_info")}
     del listed[""]
     assert len(listed) == 7 and all(by_uuid[u] == bus for u, bus in listed.items())
     assert one(series, "suanli_gpu_up", gpu="7") is None
@@ -221,8 +195,8 @@ def test_kernel_log_xids_and_sxids_are_counted_once_across_a_restart(
     series = wait_for(again, lambda s: one(s, "suanli_kmsg_up") == 1.0, "the log read again")
     time.sleep(0.6)
     series = scrape(again)
-    assert pick(series, "suanli_gpu_xid_errors_total") == {}, "nothing counted twice"
-    assert pick(series, "suanli_nvswitch_sxid_errors_total") == {}
+    assert matching(series, "suanli_gpu_xid_errors_total") == {}, "nothing counted twice"
+    assert matching(series, "suanli_nvswitch_sxid_errors_total") == {}
 
 
 def test_an_unreadable_kernel_log_is_a_metric_not_a_crash(

@@ -12,20 +12,17 @@ since the agent started. Covered elsewhere, not repeated here:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.conftest import SCENARIO_DIR, http_get
+from tests.scrapes import Series, scrape, value, wait_for
 
 if TYPE_CHECKING:
     from conftest import AgentProcess
 
 StartAgent = Callable[..., "AgentProcess"]
-Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 TWO_GPUS = "name: fault\nseed: 3\ngpus: {model: H100-SXM5-80GB, count: 2, workload: training}\n"
 
@@ -34,39 +31,6 @@ def start(agent_process: StartAgent, tmp_path: Path, faults: str) -> AgentProces
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(TWO_GPUS + "faults:\n" + faults)
     return agent_process("--fake", str(scenario), "--interval", "500ms")
-
-
-def scrape(agent: AgentProcess) -> Series:
-    """/metrics, which must answer 200 within a second, as {(name, sorted labels): value}."""
-    began = time.monotonic()
-    response = http_get(agent.port, "/metrics", timeout=2.0)
-    assert response.status == 200
-    assert time.monotonic() - began < 1.0, "a scrape never waits on the hardware"
-    found: Series = {}
-    for family in text_string_to_metric_families(response.text):
-        for s in family.samples:
-            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return found
-
-
-def value(series: Series, name: str, **labels: str) -> float | None:
-    for (n, found), v in series.items():
-        if n == name and all((k, w) in found for k, w in labels.items()):
-            return v
-    return None
-
-
-def wait_for(
-    agent: AgentProcess, check: Callable[[Series], bool], what: str, timeout: float = 8.0
-) -> Series:
-    """Scrape until `check` holds (every scrape must succeed); fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        series = scrape(agent)
-        if check(series):
-            return series
-        assert time.monotonic() < deadline, f"never saw {what}; stderr:\n{agent.stderr()}"
-        time.sleep(0.1)
 
 
 def no_traceback(agent: AgentProcess) -> None:
