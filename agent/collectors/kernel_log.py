@@ -20,7 +20,7 @@ from agent.collectors.nvswitch import KMSG_UP, SXID_ERRORS, SxidCounter, kmsg_up
 from agent.hw.kernel_log import KernelLogWatcher
 from agent.hw.kernel_xid import SxidLine, XidLine
 from agent.hw.kmsg import KmsgCursor, KmsgFollower, KmsgRecord
-from agent.hw.xid_ledger import XidLedger
+from agent.hw.xid_ledger import XidLedger, worth_logging
 from agent.metrics import MetricSpec, Sample
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ class KernelLog:
         self.watcher.start()
 
     def _xid(self, line: XidLine, record: KmsgRecord) -> None:
-        counted = self.ledger.sighting(line.pci, line.xid, "kmsg", at=self._when(record))
-        if counted:
-            log.warning("XID %d in the kernel log for PCI %04x:%02x:%02x", line.xid, *line.pci)
+        count = self.ledger.sighting(line.pci, line.xid, "kmsg", at=self._when(record))
+        if worth_logging(count):
+            where = "PCI {:04x}:{:02x}:{:02x}".format(*line.pci)
+            log.warning("XID %d in the kernel log for %s: %d so far", line.xid, where, count)
 
     def _sxid(self, line: SxidLine, record: KmsgRecord) -> None:
         self.sxids.count(line)

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.hw import GpuDevice
 from agent.hw.nvml import XID_EVENT, GpuGone, NVMLError, NvmlGateway, NvmlUnavailable
-from agent.hw.xid_ledger import XidLedger
+from agent.hw.xid_ledger import XidLedger, worth_logging
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,11 @@ class XidListener:
         if device is None:
             self.gw.log_once("events-unknown", f"XID {code} from a GPU that was not registered")
             return
-        if self.ledger.sighting(device.xid_key, code, "nvml"):
-            log.warning("XID %d on GPU %d (%s)", code, device.index, device.pci_bus_id)
+        count = self.ledger.sighting(device.xid_key, code, "nvml")
+        if worth_logging(count):
+            log.warning(
+                "XID %d on GPU %d (%s): %d so far", code, device.index, device.pci_bus_id, count
+            )
 
     def _free(self, event_set: Any) -> None:
         with contextlib.suppress(NVMLError):  # already gone with an NVML shutdown

@@ -22,6 +22,13 @@ from agent.hw import XidRecord
 SOURCES = ("nvml", "kmsg")
 
 
+def worth_logging(count: int) -> bool:
+    """Log the 1st, 10th, 100th... of a GPU's XID: a storm of 1,000 is four lines, not 1,000."""
+    while count >= 10 and count % 10 == 0:
+        count //= 10
+    return count == 1
+
+
 class XidLedger:
     """Thread-safe: fed by the event listener and the kernel-log thread, read by the sampler."""
 
@@ -42,11 +49,11 @@ class XidLedger:
         # unmatched sightings (arrival times) per (GPU, code, source)
         self._pending: defaultdict[tuple[Hashable, int, str], deque[float]] = defaultdict(deque)
 
-    def sighting(self, gpu: Hashable, code: int, source: str, at: float | None = None) -> bool:
+    def sighting(self, gpu: Hashable, code: int, source: str, at: float | None = None) -> int:
         """Record that `source` saw XID `code` on `gpu` (at wall time `at`, default now).
 
-        True when it was counted; False when it was the other source's sighting of the same
-        fault, already counted.
+        The GPU's count of that XID after counting it; 0 when it was the other source's
+        sighting of the same fault, already counted.
         """
         arrived = self._monotonic()
         with self._lock:
@@ -56,7 +63,7 @@ class XidLedger:
                 theirs.popleft()
             if theirs:
                 theirs.popleft()
-                return False
+                return 0
             mine = self._pending[(gpu, code, source)]
             while mine and arrived - mine[0] > self.window_s:
                 mine.popleft()
@@ -65,7 +72,7 @@ class XidLedger:
             when = self._clock() if at is None else at
             key = (gpu, code)
             self._last_seen[key] = max(when, self._last_seen.get(key, when))
-            return True
+            return self._counts[gpu][code]
 
     def record(self) -> XidRecord:
         with self._lock:

@@ -31,11 +31,13 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
+from agent.collectors.infiniband import InfinibandCollector
 from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
 from agent.config import Config, TopologyConfig, with_overrides
 from agent.exposition import Renderer
+from agent.hw.fake_infiniband import FakeInfinibandReader
 from agent.hw.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from agent.hw.fake_nvml import FakeNvml
 from agent.hw.fake_procfs import FakeProcfs, write_runtime_state
@@ -48,7 +50,7 @@ from agent.sampler import Sampler
 from agent.simulate.hostsim import NO_SYSFS, SimHostReader, SimRapl
 from agent.simulate.scenarios import NodePlan
 
-DETAIL_ROLES = frozenset({"shared"})  # collectors.gpu.detail and jobs.per_process on
+DETAIL_ROLES = frozenset({"shared"})  # gpu.detail, jobs.per_process and infiniband.detail on
 HOST_LOAD = {  # the share of a node's CPUs its role keeps busy (data loaders, serving)
     "train": 0.25,
     "train-k8s": 0.25,
@@ -161,11 +163,17 @@ def build_node(
     config = node_config(plan, config)
     load = HOST_LOAD.get(plan.role, 0.1)
     topology = TopologyConfig(place.cluster, place.hall, place.rack)
+    fake = FakeNvml(plan.scenario, clock=clock)
     collectors: list[Collector] = [
         HostCollector(SimHostReader(seed, load), topology, place.hostname),
         PowerCollector(SimRapl(seed, load), NO_SYSFS),
-        gpu_collector(config, FakeNvml(plan.scenario, clock=clock), root / place.hostname),
+        gpu_collector(config, fake, root / place.hostname),
     ]
+    ib = config.collectors.infiniband
+    if ib.enabled:  # the same simulated sysfs tree `agent.app` reads under `--fake`
+        sysfs = str(root / place.hostname / "sys")
+        reader = FakeInfinibandReader(sysfs, plan.scenario.infiniband, seed, fake.now)
+        collectors.append(InfinibandCollector(reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
     renderer = Renderer(specs)
     renderer.attach(RELOAD_SPECS, ReloadStatus().samples)  # as the agent's runner does
@@ -178,5 +186,10 @@ def node_config(plan: NodePlan, base: Config) -> Config:
     if plan.role not in DETAIL_ROLES:
         return base
     return with_overrides(
-        base, {"collectors.gpu.detail": True, "collectors.jobs.per_process": True}
+        base,
+        {
+            "collectors.gpu.detail": True,
+            "collectors.jobs.per_process": True,
+            "collectors.infiniband.detail": True,
+        },
     )

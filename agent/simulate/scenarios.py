@@ -61,6 +61,12 @@ class Context:
     fault_number: int = 0
 
 
+# HGX nodes carry one NDR compute rail per GPU (lspci-vvv__gpud-hgx-h100.txt: 8x ConnectX-7);
+# the PCIe inference boxes and MIG nodes here serve over Ethernet.
+IB_RAILS = 8
+HGX_ROLES = frozenset({"train", "train-k8s", "capped", "fault", "shared", "idle", "idle-alloc"})
+
+
 def plural(count: int, noun: str, ending: str = "s") -> str:
     return f"{count} {noun}{'' if count == 1 else ending}"
 
@@ -188,10 +194,13 @@ def _fault(ctx: Context) -> tuple[str, Doc]:
     model = ctx.rng.choice(TRAIN_MODELS)
     job = _single_job(ctx)
     what, faults = fault_bundle(ctx.fault_number, ctx.rng, 8)
-    return f"8x {model} in Slurm job {job.id}; {what}", {
+    # a rail unplugged and one on a bad cable, by the fault's number (the rng stays the mix's)
+    down, flaky = ctx.fault_number % IB_RAILS, (ctx.fault_number + 3) % IB_RAILS
+    return f"8x {model} in Slurm job {job.id}; {what}; IB rail {down} down, {flaky} flapping", {
         "gpus": [eight(model, "training")],
         "jobs": slurm(job),
         "faults": faults,
+        "infiniband": {"ports": IB_RAILS, "down": [down], "flaky": [flaky]},
     }
 
 
@@ -223,5 +232,6 @@ def node_plan(placement: Placement, role: str, seed: int, ctx: Context) -> NodeP
         "gpus": body["gpus"],
         "jobs": body.get("jobs", []),
         "faults": body.get("faults", []),
+        "infiniband": body.get("infiniband", {"ports": IB_RAILS if role in HGX_ROLES else 0}),
     }
     return NodePlan(placement, role, document, scenario_from_document(document))
