@@ -361,14 +361,16 @@ def test_the_thread_delivers_new_lines_and_stops_promptly(tmp_path: Path, boot_i
     log.write_text("")
     events = Events()
     watcher = events.watcher(log, tmp_path / "cursor.json", boot_id)
+    before = set(threading.enumerate())
     watcher.start()
+    (thread,) = set(threading.enumerate()) - before
     with log.open("a") as handle:
         handle.write(XID_79 + "\n")
     assert wait_for(lambda: len(events.xids) == 1)
     started = time.monotonic()
     watcher.stop()
     assert time.monotonic() - started < 1.0
-    assert not any(t.name == "kernel-log" for t in threading.enumerate())
+    assert thread.name == "kernel-log" and not thread.is_alive()
     assert '"offset"' in (tmp_path / "cursor.json").read_text()  # saved on stop
 
 
