@@ -55,10 +55,12 @@ def write_infiniband(
     seed: int,
     down: Collection[int] = frozenset(),
     flaky: Collection[int] = frozenset(),
+    writer: _Writer | None = None,
 ) -> None:
     """Write `ports` single-port NDR devices mlx5_0 .. mlx5_<ports-1> under `<root>/class/`;
-    `down` and `flaky` hold port indexes (a port in both is down)."""
-    writer = _Writer(Path(root))
+    `down` and `flaky` hold port indexes (a port in both is down). A `writer` kept from an
+    earlier call rewrites only the files whose text changed."""
+    writer = writer or _Writer(Path(root))
     for index in range(ports):
         device = writer.root / "class" / "infiniband" / f"mlx5_{index}"
         for name, text in DEVICE_FILES.items():
@@ -145,11 +147,15 @@ class _Writer:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.temporary = root / f".fake-infiniband-{os.getpid()}-{threading.get_ident()}.tmp"
+        self._written: dict[Path, str] = {}  # what this writer last wrote, to skip rewrites
 
     def write(self, path: Path, text: str) -> None:
+        if self._written.get(path) == text:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary.write_text(text + "\n")
         os.replace(self.temporary, path)
+        self._written[path] = text
 
 
 class FakeInfinibandReader(InfinibandReader):
@@ -158,8 +164,11 @@ class FakeInfinibandReader(InfinibandReader):
     def __init__(self, root: str, spec: InfinibandSpec, seed: int, clock: Callable[[], float]):
         super().__init__(root)
         self._sysfs, self._spec, self._seed, self._clock = root, spec, seed, clock
+        self._writer = _Writer(Path(root))
 
     def read(self) -> list[PortReading]:
-        spec = self._spec
-        write_infiniband(self._sysfs, spec.ports, self._clock(), self._seed, spec.down, spec.flaky)
+        spec, t = self._spec, self._clock()
+        write_infiniband(
+            self._sysfs, spec.ports, t, self._seed, spec.down, spec.flaky, writer=self._writer
+        )
         return super().read()
