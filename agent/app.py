@@ -15,7 +15,7 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
-from agent.collectors.infiniband import InfinibandCollector
+from agent.collectors.infiniband import InfinibandCollector, counters_read
 from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
@@ -92,15 +92,17 @@ def fake_host(nvml: Any) -> str:
     return host_root
 
 
-def infiniband_reader(sysfs: str, nvml: Any, host_root: str | None) -> InfinibandReader:
+def infiniband_reader(
+    sysfs: str, counters: tuple[str, ...] | None, nvml: Any, host_root: str | None
+) -> InfinibandReader:
     """The IB ports under `sysfs`; under the simulator, the scenario's simulated ports."""
     if host_root is None:
-        return InfinibandReader(sysfs)
+        return InfinibandReader(sysfs, counters)
     from agent.hw.fake_infiniband import FakeInfinibandReader
 
     scenario = nvml.scenario
     root = str(Path(host_root) / "sys")
-    return FakeInfinibandReader(root, scenario.infiniband, scenario.seed, nvml.now)
+    return FakeInfinibandReader(root, scenario.infiniband, scenario.seed, nvml.now, counters)
 
 
 def kernel_log(
@@ -161,7 +163,7 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
         collectors.append(gpu_collector(config, module, host_root))
     ib = config.collectors.infiniband
     if ib.enabled:
-        reader = infiniband_reader(ib.sysfs, module, host_root)
+        reader = infiniband_reader(ib.sysfs, counters_read(ib.detail), module, host_root)
         collectors.append(InfinibandCollector(reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors.infiniband import DEFAULT_SPECS, DETAIL_SPECS, InfinibandCollector
+from agent.collectors.infiniband import (
+    DEFAULT_COUNTERS,
+    DEFAULT_SPECS,
+    DETAIL_SPECS,
+    InfinibandCollector,
+    counters_read,
+)
 from agent.hw.fake_infiniband import write_infiniband
 from agent.hw.infiniband import InfinibandReader, parse_rate, parse_state
 from agent.metrics import Sample
@@ -75,6 +81,21 @@ def test_detail_adds_bytes_errors_waits_and_the_port_strings(tmp_path: Path) -> 
     assert (*MLX5_0, *strings) in info
     bond = next(labels[:6] for labels in info if labels[0] == "mlx5_bond_0")
     assert bond == ("mlx5_bond_0", "1", "ACTIVE", "LinkUp", "Ethernet", "MT41692")  # RoCE
+
+
+def test_a_default_reader_reads_only_the_counters_the_default_metrics_need(
+    tmp_path: Path,
+) -> None:
+    root = sysfs(tmp_path, "h100-ndr-roce")
+    everything = InfinibandReader(str(root)).read()
+    reader = InfinibandReader(str(root), counters_read(detail=False))
+    readings = reader.read()
+    assert {name for r in readings for name in r.counters} == set(DEFAULT_COUNTERS)
+    assert [r.counters for r in readings] == [
+        {k: v for k, v in r.counters.items() if k in DEFAULT_COUNTERS} for r in everything
+    ]
+    default = series(InfinibandCollector(reader))
+    assert default == series(InfinibandCollector(InfinibandReader(str(root))))
 
 
 def test_default_collector_declares_and_exports_no_detail(tmp_path: Path) -> None:

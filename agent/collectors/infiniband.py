@@ -67,6 +67,7 @@ PORT_INFO = MetricSpec(
     detail=True,
 )
 DEFAULT_SPECS = (PORT_UP, PORT_RATE, LINK_DOWNED, RECEIVE_ERRORS)
+DEFAULT_COUNTERS = ("link_downed", "symbol_error", "port_rcv_errors")  # what they are made of
 DETAIL_SPECS = (BYTES, ERRORS, XMIT_WAIT, PORT_INFO)
 RECEIVE_ERROR_COUNTERS = ("symbol_error", "port_rcv_errors")
 ERROR_COUNTERS = (
@@ -155,3 +156,8 @@ class InfinibandCollector:
         strings += [info.get(key) for key in ("hca_type", "fw_ver", "board_id")]
         samples.append(Sample(PORT_INFO, (*labels, *(s or "" for s in strings)), 1.0))
         return samples
+
+
+def counters_read(detail: bool) -> tuple[str, ...] | None:
+    """The counter files a reader must read for these metrics (None: every one)."""
+    return None if detail else DEFAULT_COUNTERS

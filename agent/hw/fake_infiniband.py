@@ -56,17 +56,20 @@ def write_infiniband(
     down: Collection[int] = frozenset(),
     flaky: Collection[int] = frozenset(),
     writer: _Writer | None = None,
+    counters: Collection[str] | None = None,
 ) -> None:
     """Write `ports` single-port NDR devices mlx5_0 .. mlx5_<ports-1> under `<root>/class/`;
     `down` and `flaky` hold port indexes (a port in both is down). A `writer` kept from an
-    earlier call rewrites only the files whose text changed."""
+    earlier call rewrites only the files whose text changed, and after its first tree only the
+    `counters` named (None: all) of the counter files: the others nobody reads."""
     writer = writer or _Writer(Path(root))
+    wanted = None if writer.fresh else counters
     for index in range(ports):
         device = writer.root / "class" / "infiniband" / f"mlx5_{index}"
         for name, text in DEVICE_FILES.items():
             writer.write(device / name, text)
         port = _Port(seed, index, index in down, index in flaky)
-        _write_port(writer, device / "ports" / "1", port, max(t, 0.0))
+        _write_port(writer, device / "ports" / "1", port, max(t, 0.0), wanted)
 
 
 class _Port:
@@ -108,12 +111,15 @@ class _Port:
         return int(t // self.error_period_s) if self.error_period_s else 0
 
 
-def _write_port(writer: _Writer, path: Path, port: _Port, t: float) -> None:
+def _write_port(
+    writer: _Writer, path: Path, port: _Port, t: float, wanted: Collection[str] | None
+) -> None:
     for name, text in zip(("state", "phys_state", "rate"), port.link(t), strict=True):
         writer.write(path / name, text)
     writer.write(path / "link_layer", "InfiniBand")
     for name, value in _counters(port, t).items():
-        writer.write(path / "counters" / name, str(value))
+        if wanted is None or name in wanted:
+            writer.write(path / "counters" / name, str(value))
     for name in HW_COUNTERS:
         writer.write(path / "hw_counters" / name, "0")
 
@@ -149,6 +155,11 @@ class _Writer:
         self.temporary = root / f".fake-infiniband-{os.getpid()}-{threading.get_ident()}.tmp"
         self._written: dict[Path, str] = {}  # what this writer last wrote, to skip rewrites
 
+    @property
+    def fresh(self) -> bool:
+        """Nothing written yet: the first tree is written whole."""
+        return not self._written
+
     def write(self, path: Path, text: str) -> None:
         if self._written.get(path) == text:
             return
@@ -161,14 +172,29 @@ class _Writer:
 class FakeInfinibandReader(InfinibandReader):
     """Reads the simulated node's tree, first bringing it up to the simulated time `clock()`."""
 
-    def __init__(self, root: str, spec: InfinibandSpec, seed: int, clock: Callable[[], float]):
-        super().__init__(root)
+    def __init__(
+        self,
+        root: str,
+        spec: InfinibandSpec,
+        seed: int,
+        clock: Callable[[], float],
+        counters: Collection[str] | None = None,
+    ):
+        super().__init__(root, counters)
         self._sysfs, self._spec, self._seed, self._clock = root, spec, seed, clock
+        self._counters_read = counters
         self._writer = _Writer(Path(root))
 
     def read(self) -> list[PortReading]:
         spec, t = self._spec, self._clock()
         write_infiniband(
-            self._sysfs, spec.ports, t, self._seed, spec.down, spec.flaky, writer=self._writer
+            self._sysfs,
+            spec.ports,
+            t,
+            self._seed,
+            spec.down,
+            spec.flaky,
+            writer=self._writer,
+            counters=self._counters_read,
         )
         return super().read()

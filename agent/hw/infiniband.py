@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,12 @@ def parse_counter(text: str | None) -> int | None:
 class InfinibandReader:
     """Readings of every port under `<sysfs_root>/class/infiniband`."""
 
-    def __init__(self, sysfs_root: str = "/sys") -> None:
+    def __init__(self, sysfs_root: str = "/sys", counters: Collection[str] | None = None) -> None:
+        """`counters`: the counter files to read each cycle (None: every one the port has).
+        Each file read is a few system calls that each give up the interpreter lock, so a
+        default cycle reads only what the default metrics need."""
         self.root = Path(sysfs_root) / "class" / "infiniband"
+        self._wanted = None if counters is None else frozenset(counters)
         self._devices: tuple[str, ...] | None = None
         self.ports: list[PortFiles] = []
         self._warned: set[str] = set()
@@ -136,7 +141,10 @@ class InfinibandReader:
             self._warn(f"{device}/ports", f"cannot list the ports of {device}: {err}")
             return []
         paths = [(port, base / "ports" / port) for port in ports]
-        return [PortFiles(device, port, path, _counters(path), info) for port, path in paths]
+        return [
+            PortFiles(device, port, path, _counters(path, self._wanted), info)
+            for port, path in paths
+        ]
 
     def _read_port(self, files: PortFiles) -> PortReading:
         counters: dict[str, int] = {}
@@ -152,7 +160,7 @@ class InfinibandReader:
             port=files.port,
             state=parse_state(_read(files.path / "state")),
             phys_state=parse_state(_read(files.path / "phys_state")),
-            link_layer=_read(files.path / "link_layer"),
+            link_layer=None if self._wanted is not None else _read(files.path / "link_layer"),
             rate_bytes_per_second=parse_rate(_read(files.path / "rate")),
             counters=counters,
             unreadable=frozenset(unreadable),
@@ -175,7 +183,7 @@ class InfinibandReader:
             log.warning("%s", message)
 
 
-def _counters(port: Path) -> dict[str, Path]:
+def _counters(port: Path, wanted: frozenset[str] | None) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for folder in _COUNTER_DIRS:
         try:
@@ -187,7 +195,7 @@ def _counters(port: Path) -> dict[str, Path]:
     for name, ext in _EXT_OF.items():
         if ext in found:
             found[name] = found.pop(ext)
-    return found
+    return found if wanted is None else {k: v for k, v in found.items() if k in wanted}
 
 
 def _port_key(name: str) -> tuple[int, str]:

@@ -31,7 +31,7 @@ from agent.collectors.base import Collector
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import HealthOptions
 from agent.collectors.host import HostCollector
-from agent.collectors.infiniband import InfinibandCollector
+from agent.collectors.infiniband import InfinibandCollector, counters_read
 from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
@@ -172,7 +172,8 @@ def build_node(
     ib = config.collectors.infiniband
     if ib.enabled:  # the same simulated sysfs tree `agent.app` reads under `--fake`
         sysfs = str(root / place.hostname / "sys")
-        reader = FakeInfinibandReader(sysfs, plan.scenario.infiniband, seed, fake.now)
+        wanted = counters_read(ib.detail)
+        reader = FakeInfinibandReader(sysfs, plan.scenario.infiniband, seed, fake.now, wanted)
         collectors.append(InfinibandCollector(reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
     renderer = Renderer(specs)
