@@ -106,6 +106,15 @@ METHOD = """\
   the growth over the second half and the tracemalloc figure.
 - Timings on a small VM are noisy: compare runs from the same machine only (the Δ columns do
   not check that).
+- Since 2026-12-04 each GPU is read by a thread of its own (a hung GPU then delays nobody): the
+  64-GPU agent runs 64 reader threads, which cost about 2 MiB of RSS (31.1 -> 33.2 MiB); an
+  8-GPU agent's 8 cost about 0.7 MiB, with all threads sharing one malloc arena. The same
+  change added the kernel-log reader, the PCI inventory and, on the HGX scenarios, eight
+  simulated InfiniBand rails (35 series and a few file reads a cycle).
+- The read cycle at an H200's call latencies uses the medians of the agent's own calls on a
+  real H200 (docs/hardware-validation.md). Scenarios on a driver before 580 (h100-8, h100-64,
+  procs-500) have no PCIe byte-counter fields, so each GPU also samples PCIe throughput for
+  2 × 21 ms; on a real H200 with driver 580 one GPU's cycle took 15.4 ms.
 """
 
 
