@@ -20,6 +20,7 @@ from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import PowerCollector
 from agent.config import Config, JobsCollectorConfig, KmsgCollectorConfig
+from agent.dcgm_compat import DcgmCompat
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.infiniband import InfinibandReader
@@ -167,7 +168,8 @@ def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> A
         collectors.append(InfinibandCollector(reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
     sampler = Sampler(collectors, config.interval)
-    return Agent(config, collectors, sampler, Renderer(specs))
+    compat = DcgmCompat(hostname) if config.exposition.dcgm_compat else None
+    return Agent(config, collectors, sampler, Renderer(specs, compat))
 
 
 def gpu_collector(config: Config, nvml: Any, host_root: str | None) -> GpuCollector:

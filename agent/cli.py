@@ -74,6 +74,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, help="log level (default info)")
     p.add_argument("--log-format", choices=LOG_FORMATS, help="text or json lines (default text)")
+    p.add_argument(
+        "--dcgm-compat",
+        action="store_true",
+        default=None,
+        help="also export dcgm-exporter's metric names (DCGM_FI_...) beside the native ones, "
+        "as exposition.dcgm_compat does",
+    )
     _simulator_flags(p)
     p.add_argument(
         "--web-config",
@@ -107,6 +114,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "interval": args.interval,
         "log.level": args.log_level,
         "log.format": args.log_format,
+        "exposition.dcgm_compat": args.dcgm_compat,
     }
     found = {key: value for key, value in flags.items() if value is not None}
     if args.fake is not None:

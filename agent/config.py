@@ -107,6 +107,11 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ExpositionConfig:
+    dcgm_compat: bool = False  # also export dcgm-exporter's names (docs/dcgm-compat.md)
+
+
+@dataclass(frozen=True)
 class Config:
     listen_address: str = ":9445"
     interval: float = 5.0
@@ -115,6 +120,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
+    exposition: ExpositionConfig = field(default_factory=ExpositionConfig)
 
 
 def parse_duration(text: object) -> float:
@@ -231,6 +237,7 @@ _CHECKS: dict[str, Check] = {
     "collectors.jobs.per_process_limit": _positive_int,
     "collectors.power.enabled": _bool,
     "collectors.power.sysfs": _string,
+    "exposition.dcgm_compat": _bool,
 }
 
 

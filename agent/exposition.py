@@ -10,6 +10,7 @@ import gzip
 import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 from agent import __version__
 from agent.exposition_format import TEXT, Family, encode, negotiate
@@ -45,6 +46,15 @@ COLLECTOR_LAST_SUCCESS = MetricSpec(
 SELF_SPECS = (BUILD_INFO, COLLECTOR_SUCCESS, COLLECTOR_DURATION, COLLECTOR_LAST_SUCCESS)
 
 ExtraSource = Callable[[], Sequence[Sample]]
+
+
+class Derived(Protocol):
+    """More series computed from a snapshot's samples (dcgm-exporter's names): once a snapshot."""
+
+    @property
+    def specs(self) -> Sequence[MetricSpec]: ...
+
+    def samples(self, native: Iterable[Sample]) -> list[Sample]: ...
 
 
 def self_samples(snapshot: Snapshot) -> list[Sample]:
@@ -85,8 +95,10 @@ def render_text(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> bytes
 class Renderer:
     """Caches the rendered bytes of the latest snapshot per content type and encoding."""
 
-    def __init__(self, specs: Sequence[MetricSpec]) -> None:
-        self.specs = [*specs, *SELF_SPECS]
+    def __init__(self, specs: Sequence[MetricSpec], derived: Derived | None = None) -> None:
+        self.specs = [*specs, *SELF_SPECS, *(derived.specs if derived is not None else ())]
+        self._derived = derived
+        self._derived_samples: list[Sample] | None = None  # of the cached snapshot
         self._lock = threading.Lock()
         self._sequence = -1
         self._cache: dict[tuple[str, bool], bytes] = {}
@@ -108,6 +120,8 @@ class Renderer:
         with self._lock:
             if snapshot.sequence != self._sequence or extra != self._extra:
                 self._cache.clear()
+                if snapshot.sequence != self._sequence:
+                    self._derived_samples = None
                 self._sequence, self._extra = snapshot.sequence, extra
             body = self._cache.get(key)
             if body is None:
@@ -119,6 +133,10 @@ class Renderer:
         plain = self._cache.get((content_type, False))
         if plain is None:
             samples = [*all_samples(snapshot), *self._extra]
+            if self._derived is not None:
+                if self._derived_samples is None:
+                    self._derived_samples = self._derived.samples(samples)
+                samples += self._derived_samples
             plain = encode(content_type, families(self.specs, samples))
             self._cache[(content_type, False)] = plain
         return gzip.compress(plain, compresslevel=6) if gzipped else plain

@@ -73,6 +73,10 @@ def _sample_lines(name: str, family: Family) -> Iterable[str]:
             yield f"{name} {format_value(value)}\n"
 
 
+# A counter named without `_total` (dcgm-exporter's DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION) cannot
+# keep its name as an OpenMetrics counter, whose samples must end in `_total`: it is typed
+# `unknown` there, keeping the name dashboards query. Text format 0.0.4 keeps `counter`.
+
 # Each family is encoded to bytes on its own and the bytes joined: at 64 GPUs a render then
 # holds one family's lines at a time instead of ~4,000 line strings plus their joined copy,
 # which lowers the peak the allocator must keep pools for.
@@ -91,10 +95,12 @@ def encode_text(families: Iterable[Family]) -> bytes:
 def encode_openmetrics(families: Iterable[Family]) -> bytes:
     chunks: list[bytes] = []
     for family in families:
-        sample_name = family.spec.name
-        name = sample_name.removesuffix("_total") if family.spec.kind == "counter" else sample_name
+        sample_name, kind = family.spec.name, str(family.spec.kind)
+        name = sample_name.removesuffix("_total") if kind == "counter" else sample_name
+        if kind == "counter" and name == sample_name:
+            kind = "unknown"  # OpenMetrics: a counter's samples end in _total (see below)
         help_text = _label_value(family.spec.help)
-        head = f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.kind}\n"
+        head = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
         chunks.append((head + "".join(_sample_lines(sample_name, family))).encode())
     chunks.append(b"# EOF\n")
     return b"".join(chunks)
