@@ -24,6 +24,10 @@ RunAgent = Callable[..., "subprocess.CompletedProcess[str]"]
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "prometheus-scrape-config.yaml")
+OPERATOR = "components/prometheus-operator"
+COMPONENT_MANIFESTS = sorted((K8S / OPERATOR).glob("*.yaml"))
+PODMONITOR = f"{OPERATOR}/podmonitor.yaml"
+SERVICEMONITOR = f"{OPERATOR}/servicemonitor.yaml"
 NAMESPACE = "suanli"
 
 
@@ -67,16 +71,21 @@ def mounted_at(container_path: str) -> dict[str, Any]:
 # --- every manifest --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", MANIFESTS + COMPONENT_MANIFESTS, ids=lambda p: str(p.relative_to(K8S))
+)
 def test_manifest_objects_are_well_formed(path: Path) -> None:
-    docs = objects(path.name)
-    assert docs, f"{path.name} holds no object"
+    name = str(path.relative_to(K8S))
+    docs = objects(name)
+    assert docs, f"{name} holds no object"
     for doc in docs:
         assert isinstance(doc.get("apiVersion"), str) and doc["apiVersion"], doc
         assert isinstance(doc.get("kind"), str) and doc["kind"], doc
+        if doc["kind"] == "Component":  # kustomize components carry no metadata
+            continue
         assert isinstance(doc.get("metadata", {}).get("name"), str), doc
         if doc["kind"] not in ("Namespace", "Kustomization"):
-            assert doc["metadata"].get("namespace") == NAMESPACE, f"{path.name}: {doc['kind']}"
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{name}: {doc['kind']}"
 
 
 def test_kustomization_lists_existing_manifests_and_the_core_objects() -> None:
@@ -87,6 +96,26 @@ def test_kustomization_lists_existing_manifests_and_the_core_objects() -> None:
     kinds = {doc["kind"] for name in resources for doc in objects(name)}
     assert {"Namespace", "ConfigMap", "DaemonSet", "Service"} <= kinds
     assert kustomization["namespace"] == NAMESPACE
+    # the Operator's objects need its CRDs: only through the optional component
+    assert not kinds & {"PodMonitor", "ServiceMonitor"}
+    assert not kustomization.get("components")
+
+
+def test_prometheus_operator_component_adds_one_monitor() -> None:
+    component = only(f"{OPERATOR}/kustomization.yaml", "Component")
+    assert component["apiVersion"] == "kustomize.config.k8s.io/v1alpha1"
+    for name in component["resources"]:
+        assert (K8S / OPERATOR / name).is_file(), name
+    kinds = [
+        doc["kind"] for name in component["resources"] for doc in objects(f"{OPERATOR}/{name}")
+    ]
+    # a PodMonitor or a ServiceMonitor, never both: each agent would be scraped twice
+    assert kinds in (["PodMonitor"], ["ServiceMonitor"])
+    assert {p.name for p in COMPONENT_MANIFESTS} == {
+        "kustomization.yaml",
+        "podmonitor.yaml",
+        "servicemonitor.yaml",
+    }
 
 
 def test_namespace_allows_host_pid_and_host_paths() -> None:
@@ -227,9 +256,25 @@ def test_selectors_match_the_pod_labels() -> None:
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (port,) = service["spec"]["ports"]
     assert port["name"] == "metrics" and port["port"] == 9445
-    monitor = only("podmonitor.yaml", "PodMonitor")
+    monitor = only(PODMONITOR, "PodMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == [
+        p["name"] for p in agent_container()["ports"]
+    ]
+
+
+def test_servicemonitor_selects_the_services_labels_and_port() -> None:
+    service = only("service.yaml", "Service")
+    monitor = only(SERVICEMONITOR, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
 
 
 # --- topology labels for Prometheus ----------------------------------------------------------
@@ -245,15 +290,23 @@ TOPOLOGY = {
 }
 
 
-def test_podmonitor_copies_topology_from_node_labels() -> None:
-    monitor = only("podmonitor.yaml", "PodMonitor")
+@pytest.mark.parametrize(
+    ("name", "kind", "endpoints"),
+    [
+        (PODMONITOR, "PodMonitor", "podMetricsEndpoints"),
+        (SERVICEMONITOR, "ServiceMonitor", "endpoints"),
+    ],
+)
+def test_monitors_copy_topology_from_node_labels(name: str, kind: str, endpoints: str) -> None:
+    monitor = only(name, kind)
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["attachMetadata"] == {"node": True}
-    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (endpoint,) = monitor["spec"][endpoints]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     copied = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
     for target, meta in TOPOLOGY.items():
         assert copied[target] == [meta]
+    assert copied["instance"] == ["__meta_kubernetes_pod_node_name"]
 
 
 def test_plain_prometheus_scrape_config_copies_topology_from_node_labels() -> None:
