@@ -14,6 +14,7 @@ from grafana.generator.panels import (
 from grafana.generator.promql import GPU, NODE, sel
 
 PER_GPU = "GPU {{gpu}}"
+NEEDS_DETAIL = "Needs collectors.gpu.detail: true"
 RATE = "[$__rate_interval]"
 OK_FAILED = value_map({0: ("no", "green"), 1: ("yes", "red")})
 
@@ -140,7 +141,8 @@ def thermal_panels() -> list[Json]:
     return [
         timeseries(
             "Temperatures and thresholds",
-            "GPU and memory temperature; the board's slowdown and shutdown thresholds with detail.",
+            "GPU and memory temperature. The slowdown and shutdown threshold lines need "
+            "collectors.gpu.detail: true in the agent's configuration (off by default).",
             "celsius",
             per_gpu("suanli_gpu_temperature_celsius", " {{sensor}}"),
             Query(
@@ -152,15 +154,18 @@ def thermal_panels() -> list[Json]:
         ),
         timeseries(
             "Fan speed",
-            "Intended fan speed (absent on passively cooled SXM boards).",
+            "Intended fan speed. Empty on passively cooled boards (SXM, most data-center "
+            "PCIe cards): NVML reports no fan there, whatever the configuration.",
             "percentunit",
             per_gpu("suanli_gpu_fan_speed_ratio"),
             w=8,
             max_=1,
+            no_value="No fan (passively cooled board)",
         ),
         timeseries(
             "Clocks",
-            "Current SM and memory clocks; maximum clocks with detail.",
+            "Current SM and memory clocks. The maximum-clock lines need collectors.gpu.detail: "
+            "true in the agent's configuration (off by default).",
             "hertz",
             per_gpu("suanli_gpu_clock_hertz", " {{clock}}"),
             Query(f"max by (clock) ({g('suanli_gpu_clock_max_hertz')})", legend="max {{clock}}"),
@@ -184,10 +189,12 @@ def thermal_panels() -> list[Json]:
         ),
         timeseries(
             "Clock event reasons",
-            "GPUs whose clocks each reason holds down now (detail).",
+            "GPUs whose clocks each reason holds down now. Needs collectors.gpu.detail: true in "
+            "the agent's configuration (off by default); Throttled time has the main reasons.",
             "none",
             Query(f"sum by (reason) ({g('suanli_gpu_clock_event_active')})", legend="{{reason}}"),
             w=8,
+            no_value=NEEDS_DETAIL,
         ),
     ]
 
@@ -219,7 +226,8 @@ def interconnect_panels() -> list[Json]:
         ),
         timeseries(
             "NVLink links",
-            "NVLink links up and down; per-link state summed with detail.",
+            "NVLink links up and down. The per-link line needs collectors.gpu.detail: true in "
+            "the agent's configuration (off by default). Empty on boards without NVLink.",
             "none",
             per_gpu("suanli_gpu_nvlink_links", " {{state}}"),
             Query(
@@ -227,6 +235,7 @@ def interconnect_panels() -> list[Json]:
                 legend=f"{PER_GPU} links up (detail)",
             ),
             w=8,
+            no_value="No NVLink on the selected GPUs",
         ),
         timeseries(
             "NVLink throughput",

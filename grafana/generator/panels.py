@@ -100,7 +100,9 @@ def timeseries(
     bars: bool = False,
     min_: float | None = 0,
     max_: float | None = None,
+    no_value: str | None = None,
 ) -> Json:
+    """`no_value`: the text Grafana shows instead of "No data" (fieldConfig.defaults.noValue)."""
     custom: Json = {
         "drawStyle": "bars" if bars else "line",
         "fillOpacity": 60 if stack or bars else 10,
@@ -114,6 +116,8 @@ def timeseries(
         defaults["min"] = min_
     if max_ is not None:
         defaults["max"] = max_
+    if no_value is not None:
+        defaults["noValue"] = no_value
     options = {"legend": _legend(), "tooltip": {"mode": "multi", "sort": "desc"}}
     return panel("timeseries", title, description, unit, queries, (w, h), options, defaults)
 
