@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.collectors.base import Collector
@@ -24,7 +20,7 @@ from agent.dcgm_compat import DcgmCompat
 from agent.exposition import Renderer
 from agent.hw.host import HostReader
 from agent.hw.infiniband import InfinibandReader
-from agent.hw.nvml import NvmlGateway, pynvml
+from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.rapl import RaplReader
 from agent.hw.xid_ledger import XidLedger
@@ -71,123 +67,96 @@ class Agent:
         return [] if latest is None else [r for r in latest.results if not r.success]
 
 
-def nvml_module(config: Config, fake_clock: Callable[[], float] | None = None) -> Any:
-    """The real pynvml, or the scenario-driven fake when the backend is `fake`."""
-    if config.backend != "fake":
-        return pynvml
-    from agent.hw.fake_nvml import FakeNvml
-    from agent.hw.fake_scenario import load_scenario
+@dataclass(frozen=True)
+class Parts:
+    """What `build` reads the node through. Each default is the real node, found from the
+    configuration; a simulator passes its stand-ins (a fake NVML, its /proc and /sys trees, its
+    kernel log) here, and nowhere else."""
 
-    return FakeNvml(load_scenario(config.fake_scenario), clock=fake_clock)
-
-
-def fake_host(nvml: Any) -> str:
-    """A temporary host root for the simulator: its runtime state and its PCI bus (`sys/`)."""
-    from agent.hw.fake_procfs import write_runtime_state
-    from agent.hw.fake_sysfs import write_pci_devices
-
-    host_root = tempfile.mkdtemp(prefix="suanli-fake-host-")
-    atexit.register(shutil.rmtree, host_root, ignore_errors=True)
-    write_runtime_state(nvml.scenario, host_root)
-    write_pci_devices(nvml.scenario, str(Path(host_root) / "sys"))
-    return host_root
+    nvml: Any = None  # a pynvml-shaped module; None: NVIDIA's binding
+    host_reader: HostReader | None = None
+    rapl: RaplReader | None = None
+    power_sysfs: str | None = None  # where a power meter is looked for
+    sysfs: str | None = None  # the PCI tree that says which GPUs to expect
+    infiniband: Callable[[tuple[str, ...] | None], InfinibandReader] | None = None
+    kernel_log: Callable[[XidLedger], KernelLog] | None = None  # when the kmsg path is the default
+    jobs_procfs: str | None = None
+    jobs_host_root: str | None = None
+    before_jobs_read: Callable[[], None] | None = None
+    inline: bool = False  # read everything in the sampling thread (a fleet in one process)
 
 
-def infiniband_reader(
-    sysfs: str, counters: tuple[str, ...] | None, nvml: Any, host_root: str | None
-) -> InfinibandReader:
-    """The IB ports under `sysfs`; under the simulator, the scenario's simulated ports."""
-    if host_root is None:
-        return InfinibandReader(sysfs, counters)
-    from agent.hw.fake_infiniband import FakeInfinibandReader
-
-    scenario = nvml.scenario
-    root = str(Path(host_root) / "sys")
-    return FakeInfinibandReader(root, scenario.infiniband, scenario.seed, nvml.now, counters)
-
-
-def kernel_log(
-    config: Config, ledger: XidLedger, nvml: Any, host_root: str | None
-) -> KernelLog | None:
-    """The kernel-log reader (started); under the simulator, over the node's simulated log,
-    unless a log to replay is configured."""
+def kernel_log(config: Config, ledger: XidLedger, parts: Parts) -> KernelLog | None:
+    """The kernel-log reader, started unless `inline`; the simulator's log while the configured
+    path is the default one (else that file is read: a log to replay)."""
     kmsg = config.collectors.kmsg
     if not kmsg.enabled:
         return None
-    if host_root is None or kmsg.path != KmsgCollectorConfig().path:
+    if parts.kernel_log is None or kmsg.path != KmsgCollectorConfig().path:
         reader = KernelLog(kmsg.path, kmsg.state_file, ledger)
     else:
-        from agent.hw.fake_kmsg import FakeKmsg, FakeKmsgFollower
-
-        writer = FakeKmsg(nvml, str(Path(host_root) / "kmsg"))
-        reader = KernelLog(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
-    reader.start()
+        reader = parts.kernel_log(ledger)
+    if not parts.inline:
+        reader.start()
     return reader
 
 
-def job_accounting(jobs: JobsCollectorConfig, nvml: Any, host_root: str | None) -> JobAccounting:
-    """Job accounting; under the simulator, over a procfs the simulator writes for its jobs."""
-    procfs, before_read = jobs.procfs, None
-    if host_root is not None:
-        from agent.hw.fake_procfs import FakeProcfs
-
-        procfs = str(Path(host_root) / "proc")
-        before_read = FakeProcfs(nvml.scenario, procfs, clock=nvml.now).sync
-    else:
-        host_root = jobs.host_root
+def job_accounting(jobs: JobsCollectorConfig, parts: Parts) -> JobAccounting:
     options = JobsOptions(
-        procfs=procfs,
-        host_root=host_root,
+        procfs=parts.jobs_procfs or jobs.procfs,
+        host_root=parts.jobs_host_root or jobs.host_root,
         hpc_job_mapping_dir=jobs.hpc_job_mapping_dir,
         retention_seconds=jobs.retention,
         per_process=jobs.per_process,
         per_process_limit=jobs.per_process_limit,
     )
-    return JobAccounting(options, before_read=before_read)
+    return JobAccounting(options, before_read=parts.before_jobs_read)
 
 
-def build(config: Config, *, nvml: Any = None, hostname: str | None = None) -> Agent:
-    """Make the collectors the configuration enables, a sampler over them and a renderer.
-
-    Raises `ScenarioError` (a ValueError) for a fake scenario that cannot be loaded.
-    """
-    module = nvml if nvml is not None else nvml_module(config)
-    host_root = None if module is pynvml else fake_host(module)
+def build(config: Config, *, parts: Parts | None = None, hostname: str | None = None) -> Agent:
+    """Make the collectors the configuration enables, a sampler over them and a renderer,
+    reading the node through `parts` (default: the real node)."""
+    parts = parts or Parts()
     collectors: list[Collector] = []
     host = config.collectors.host
     if host.enabled:
-        collectors.append(HostCollector(HostReader(host.procfs), config.topology, hostname))
+        reader = parts.host_reader or HostReader(host.procfs)
+        collectors.append(HostCollector(reader, config.topology, hostname))
     power = config.collectors.power
     if power.enabled:
-        collectors.append(PowerCollector(RaplReader(power.sysfs), power.sysfs))
+        rapl = parts.rapl or RaplReader(power.sysfs)
+        collectors.append(PowerCollector(rapl, parts.power_sysfs or power.sysfs))
     if config.collectors.gpu.enabled:
-        collectors.append(gpu_collector(config, module, host_root))
+        collectors.append(gpu_collector(config, parts))
     ib = config.collectors.infiniband
     if ib.enabled:
-        reader = infiniband_reader(ib.sysfs, counters_read(ib.detail), module, host_root)
-        collectors.append(InfinibandCollector(reader, ib.detail))
+        wanted = counters_read(ib.detail)
+        make = parts.infiniband or (lambda counters: InfinibandReader(ib.sysfs, counters))
+        ib_reader = make(wanted)
+        collectors.append(InfinibandCollector(ib_reader, ib.detail))
     specs = [spec for collector in collectors for spec in collector.specs()]
-    sampler = Sampler(collectors, config.interval)
+    sampler = Sampler(collectors, config.interval, inline=parts.inline)
     compat = DcgmCompat(hostname) if config.exposition.dcgm_compat else None
     return Agent(config, collectors, sampler, Renderer(specs, compat))
 
 
-def gpu_collector(config: Config, nvml: Any, host_root: str | None) -> GpuCollector:
+def gpu_collector(config: Config, parts: Parts) -> GpuCollector:
     """The GPU collector: NVML backend, health, job accounting and the kernel log."""
     gpu, jobs = config.collectors.gpu, config.collectors.jobs
     backend = NvmlBackend(
-        NvmlGateway(nvml),
+        NvmlGateway(parts.nvml),
         BackendOptions(
             xid_events=gpu.xid_events,
             gpm=gpu.gpm,
             processes=jobs.enabled,
             gpu_deadline_s=GPU_DEADLINE_SHARE * config.interval,
-            sysfs=gpu.sysfs if host_root is None else str(Path(host_root) / "sys"),
+            inline=parts.inline,
+            sysfs=parts.sysfs or gpu.sysfs,
             expected_gpus=gpu.expected_gpus,
         ),
     )
     health = HealthOptions(gpu.xid_window, frozenset(gpu.critical_xids))
     options = GpuOptions(detail=gpu.detail, health=health)
-    accounting = job_accounting(jobs, nvml, host_root) if jobs.enabled else None
-    kmsg = kernel_log(config, backend.ledger, nvml, host_root)
+    accounting = job_accounting(jobs, parts) if jobs.enabled else None
+    kmsg = kernel_log(config, backend.ledger, parts)
     return GpuCollector(backend, options, jobs=accounting, kernel_log=kmsg)

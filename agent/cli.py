@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +29,13 @@ from agent.reload import Loaded
 
 if TYPE_CHECKING:
     from agent.app import Agent
+    from agent.simulator import Simulation
     from agent.webconfig import WebConfig
 
 log = logging.getLogger("agent")
 
 EXIT_OK, EXIT_SERVE, EXIT_CONFIG, EXIT_COLLECTOR = 0, 1, 2, 3
 ONCE_AT_S = 1.0  # --once under the simulator, without --at: one second into the scenario
-XID_SETTLE_S = 1.0  # --at: the longest wait for the XID listener to take the events due
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
         prog="suanli-agent",
         allow_abbrev=False,
         description="Suanli: GPU and CPU metrics of this node for Prometheus (NVML + psutil).",
+        epilog="other commands: 'suanli-agent simulate ...' serves a simulated fleet of nodes "
+        "(see 'suanli-agent simulate --help').",
     )
     p.add_argument(
         "--config",
@@ -156,13 +157,13 @@ def load_all(args: argparse.Namespace) -> Loaded:
         raise ConfigError([f"web-config: {problem}" for problem in err.problems]) from None
     except OSError as err:
         raise ConfigError([f"web-config: {args.web_config}: {err.strerror}"]) from None
-    if config.backend == "fake":  # the simulator is imported only when it is asked for
-        from agent.hw.fake_scenario import ScenarioError, load_scenario
+    if config.backend == "fake":  # the simulator is looked for only when it is asked for
+        from agent.simulator import find
 
         try:
-            load_scenario(config.fake_scenario)
-        except ScenarioError as err:
-            raise ConfigError([f"config: fake_scenario: {err}"]) from None
+            find().check(config)
+        except ConfigError as err:
+            raise ConfigError([f"config: {problem}" for problem in err.problems]) from None
     return Loaded(config, web, source, web_text)
 
 
@@ -180,71 +181,22 @@ def simulated_start(args: argparse.Namespace, config: Config) -> float | None:
     return at
 
 
-class SimClock:
-    """The fake NVML's clock for `--at`: held at a simulated time, or running on from it."""
+def _build(config: Config, at: float | None) -> tuple[Agent, Simulation | None]:
+    """The agent; over the simulator's node when the backend is `fake`."""
+    if config.backend == "fake":
+        from agent.simulator import find
 
-    def __init__(self) -> None:
-        self._state: tuple[float, float | None] = (0.0, None)  # (t, real time it ran from)
+        simulation = find().build(config, at)
+        return simulation.agent, simulation
+    from agent.app import build
 
-    def __call__(self) -> float:
-        t, since = self._state
-        return t if since is None else t + time.monotonic() - since
-
-    def hold(self, t: float) -> None:
-        self._state = (t, None)
-
-    def run(self) -> None:
-        self._state = (self(), time.monotonic())
-
-
-def jump(nvml: Any, clock: SimClock, t: float, timeout: float = XID_SETTLE_S) -> None:
-    """Hold the fake's clock at `t`, then wait (at most `timeout`) until the XID listener has
-    taken every event due by then: no event set has one pending, and the listener has asked
-    for another since it took the last (so it counted it)."""
-    waits, (_, delivered) = _waits(nvml), _events(nvml, t)
-    clock.hold(t)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending, now = _events(nvml, t)
-        if not pending and _waits(nvml) >= waits + now - delivered:
-            return
-        time.sleep(0.01)
-
-
-def _waits(nvml: Any) -> int:
-    return int(nvml.calls["nvmlEventSetWait_v2"] + nvml.calls["nvmlEventSetWait"])
-
-
-def _events(nvml: Any, t: float) -> tuple[int, int]:
-    """(XID events due by `t` and not delivered, events delivered) over the fake's live sets."""
-    hub, pending, delivered = nvml.event_hub, 0, 0
-    with hub.cond:
-        for found in hub.sets.values():
-            for gpu, reg in found.gpus.items() if found.session == hub.session else ():
-                xid = reg.mask & nvml.nvmlEventTypeXidCriticalError
-                due = sum(b.count for b in hub.bursts[gpu] if reg.since <= b.at <= t) if xid else 0
-                pending += max(0, due - reg.delivered)
-                delivered += reg.delivered
-    return pending, delivered
-
-
-def _build(config: Config, at: float | None) -> tuple[Agent, SimClock | None, Any]:
-    """The agent; under `--at`, over a fake NVML on a held clock (and that module)."""
-    from agent.app import build, nvml_module
-
-    if at is None:
-        return build(config), None, None
-    clock = SimClock()
-    nvml = nvml_module(config, clock)
-    return build(config, nvml=nvml), clock, nvml
+    return build(config), None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "simulate":  # the fleet simulator, imported only when asked for
-        from agent.simulate.cli import main as simulate
-
-        return simulate(argv[1:])
+    if argv and argv[0] == "simulate":  # the fleet simulator, found only when asked for
+        return _simulate(argv[1:])
     args = parser().parse_args(argv)
     try:
         loaded = load_all(args)
@@ -261,28 +213,38 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(config.log.level, config.log.format)
     if args.once:  # a look, beside a running agent: it must not move the daemon's cursor
         config = with_overrides(config, {"collectors.kmsg.state_file": ""})
-    agent, clock, nvml = _build(config, at)
+    agent, simulation = _build(config, at)
     if args.once:
-        return _once(agent, clock, nvml, at)
-    if clock is not None and at is not None:
-        agent.sampler.sample_once()  # at 0: every GPU found, registered for XID events
-        jump(nvml, clock, at)
-        clock.run()
+        return _once(agent, simulation)
+    if simulation is not None:
+        simulation.start_serving()
     from agent.runner import run
 
     address = parse_listen_address(config.listen_address)
-    return run(agent, address, web=web, reload=lambda: load_all(args), loaded=loaded)
+    return run(
+        agent,
+        address,
+        web=web,
+        reload=lambda: load_all(args),
+        loaded=loaded,
+        build=lambda new: _build(new, None)[0],
+    )
 
 
-def _once(agent: Agent, clock: SimClock | None, nvml: Any, at: float | None) -> int:
-    """Print one sample (at simulated `at` under `--at`); 3 when a collector failed in it."""
-    advance = None
-    if clock is not None and at is not None:
-        window = agent.GPM_WINDOW_S
-        if at > window:
-            agent.sampler.sample_once()  # at 0: every GPU found, registered for XID events
-            clock.hold(at - window)
-        advance = lambda _: jump(nvml, clock, at)  # noqa: E731
+def _simulate(argv: list[str]) -> int:
+    from agent.simulator import find
+
+    try:
+        simulator = find()
+    except ConfigError as err:
+        print(f"suanli-agent: {err.problems[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    return simulator.main(argv)
+
+
+def _once(agent: Agent, simulation: Simulation | None) -> int:
+    """Print one sample (at the simulated time under `--fake`); 3 when a collector failed."""
+    advance = simulation.prepare_once() if simulation is not None else None
     sys.stdout.write(agent.exposition(advance))
     sys.stdout.flush()
     failed = agent.failures()

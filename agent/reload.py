@@ -55,6 +55,7 @@ class Loaded:
 
 
 Loader = Callable[[], Loaded]
+Builder = Callable[[Config], "Agent"]  # a configuration -> the agent it describes
 
 
 class ReloadStatus:
@@ -82,8 +83,16 @@ class ReloadStatus:
 class Reloader:
     """Holds the agent being served and replaces it on `reload()` (called from the main thread)."""
 
-    def __init__(self, load: Loader, loaded: Loaded, agent: Agent, state: AgentState) -> None:
+    def __init__(
+        self,
+        load: Loader,
+        loaded: Loaded,
+        agent: Agent,
+        state: AgentState,
+        build: Builder | None = None,
+    ) -> None:
         self._load = load
+        self._build = build
         self._loaded = loaded
         self.agent = agent
         self._state = state
@@ -100,7 +109,7 @@ class Reloader:
         from agent.app import build
 
         try:
-            new = build(config)
+            new = (self._build or build)(config)
         except Exception as err:  # a scenario or collector that cannot start: keep the old
             return self._refuse([f"{type(err).__name__}: {err}"])
         logs.setup(config.log.level, config.log.format)

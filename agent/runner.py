@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from agent.allocator import Allocator
 from agent.app import Agent
-from agent.reload import Loaded, Loader, Reloader
+from agent.reload import Builder, Loaded, Loader, Reloader
 from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_in_thread
 from agent.systemd import Notifier
 
@@ -54,16 +54,18 @@ def run(
     web: WebConfig | None = None,
     reload: Loader | None = None,
     loaded: Loaded | None = None,
+    build: Builder | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code.
 
-    With `reload` (and `loaded`, what it returned at start), SIGHUP re-reads the configuration.
+    With `reload` (and `loaded`, what it returned at start), SIGHUP re-reads the configuration
+    and `build` (default `agent.app.build`) makes the agent it describes.
     """
     notifier = notifier or Notifier()
     sampler = agent.sampler
     state = AgentState(agent.renderer, lambda: sampler.latest, sampler.health)
     loaded = loaded or Loaded(agent.config, web, "the start")
-    reloader = Reloader(reload or (lambda: loaded), loaded, agent, state)
+    reloader = Reloader(reload or (lambda: loaded), loaded, agent, state, build)
     for warning in web.warnings if web else ():
         log.warning("%s", warning)
     try:

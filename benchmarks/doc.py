@@ -45,7 +45,7 @@ LOAD_NOTE = (
 
 PROFILE_NOTE = (
     "Share of own time (cProfile `tottime`) by module over the profiled repeats; "
-    "`builtins (C)` are C functions such as `list.append` or `zlib`; `agent.hw.fake_*` is the "
+    "`builtins (C)` are C functions such as `list.append` or `zlib`; `suanli_sim.fake_*` is the "
     "simulated NVML, which a real node does not run."
 )
 
@@ -53,7 +53,7 @@ MEMORY_NOTE = (
     "RSS after each import step in a new interpreter (each row includes the ones above it), "
     "then the memory the agent keeps from one cycle to the next: tracemalloc snapshots after a "
     "warm-up and after two equal stretches of cycles (sample + text render + gzipped "
-    "OpenMetrics render), allocations made in `agent/hw/fake_*` left out; the smaller of the "
+    "OpenMetrics render), allocations made in `suanli_sim/fake_*` left out; the smaller of the "
     "two stretches' growth is shown, since a leak grows in both."
 )
 
@@ -73,7 +73,7 @@ METHOD = """\
 - **Sampling cycle**: `sampler.sample_once()` in-process over `FakeNvml`; CPU is
   `time.process_time()` (every thread of the process) around the cycles divided by their number.
   The first cycle (NVML init, discovery, static facts) is shown apart. The estimate "less the
-  fake's share" removes the share of profiled time spent in `agent/hw/fake_*.py`.
+  fake's share" removes the share of profiled time spent in `suanli_sim/fake_*.py`.
 - **NVML calls**: `FakeNvml.calls` after the first cycle, then the delta over the later cycles.
   "Static" functions are facts read once per device per NVML initialisation.
 - **Memory**: `VmRSS` of the agent process from `/proc/PID/status`: at the start of the soak,

@@ -1,6 +1,6 @@
 """One GPU read cycle at a real driver's pace: every GPU in a reader of its own, or one after
 another. The fake NVML sleeps each call's median time on a real H200 (`latency: h200`,
-agent/hw/fake_latency.py), so the cycle costs what the driver's answers cost, not Python's."""
+suanli_sim/fake_latency.py), so the cycle costs what the driver's answers cost, not Python's."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import dataclasses
 import statistics
 import time
 
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import load_scenario
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import load_scenario
 
 NO_SYSFS = "/nonexistent/suanli-benchmark-sysfs"
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import cProfile
 import dataclasses
 import gc
 import itertools
 import pstats
+import shutil
 import statistics
 import sysconfig
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -20,11 +23,12 @@ from typing import Any
 from agent.app import Agent, build
 from agent.config import Config, with_overrides
 from agent.exposition import Renderer
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import load_scenario
 from agent.sampler import Snapshot
 from benchmarks.machine import ROOT
 from benchmarks.scrape import PROMETHEUS_ACCEPT
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import load_scenario
+from suanli_sim.host import simulated_parts
 
 # Facts that never change while NVML stays initialised, and one-time set-up: called in the first
 # cycle, never again.
@@ -59,7 +63,7 @@ STATIC_FUNCTIONS = frozenset(
 )
 # Called by the agent's own background thread (XID events), on its clock, not the sampler's.
 BACKGROUND_FUNCTIONS = frozenset({"nvmlEventSetWait", "nvmlEventSetWait_v2"})
-FAKE_PREFIX = "agent.hw.fake_"
+FAKE_PREFIX = "suanli_sim.fake_"
 HARNESS = "benchmarks."  # our own lambdas: left out of profiles
 
 
@@ -77,7 +81,9 @@ def build_fake(scenario: str, detail: bool = False, interval: str = "1s") -> tup
     }
     config = with_overrides(Config(), overrides)
     fake = FakeNvml(load_scenario(scenario))
-    return build(config, nvml=fake), fake
+    root = Path(tempfile.mkdtemp(prefix="suanli-bench-host-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return build(config, parts=simulated_parts(fake, root)), fake
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,7 @@ def _render_time(
 
 # --- retained memory ------------------------------------------------------------------------
 
-FAKE_FILES = "*/agent/hw/fake_*"
+FAKE_FILES = "*/suanli_sim/fake_*"
 RETAINED_INTERVAL = "60s"  # only the per-collector deadline: tracemalloc slows cycles 2-3x
 
 
@@ -277,7 +283,7 @@ _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
 def module_of(filename: str) -> str:
-    """Where a profiled function lives: `agent.hw.fake_device`, `prometheus_client`, `stdlib`."""
+    """Where a profiled function lives: `suanli_sim.fake_device`, `prometheus_client`, `stdlib`."""
     if filename.startswith("<") or filename == "~":
         return "builtins (C)"
     path = Path(filename).resolve()

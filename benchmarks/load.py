@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from agent.app import Agent
-from agent.hw.fake_nvml import FakeNvml
 from agent.server import AgentHTTPServer, AgentState, listen, serve_in_thread
 from benchmarks.agent_process import LOOPBACK
 from benchmarks.inprocess import build_fake, foreground
 from benchmarks.scrape import Scraper, percentile
+from suanli_sim.fake_nvml import FakeNvml
 
 POLL_S = 0.005
 

@@ -9,7 +9,7 @@ import sys
 from benchmarks.machine import ROOT
 
 AGENT_ENTRY = ("agent.cli", "agent.app", "agent.runner")  # what `python -m agent` loads
-FAKE = ("agent.hw.fake_nvml",)  # loaded by `--fake` only
+FAKE = ("suanli_sim.fake_nvml",)  # loaded by `--fake` only
 
 _DISCOVER = """
 import importlib, json, sys

@@ -30,7 +30,7 @@ from typing import IO, Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCENARIO_DIR = REPO_ROOT / "agent" / "hw" / "scenarios"
+SCENARIO_DIR = REPO_ROOT / "suanli_sim" / "scenarios"
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
@@ -68,7 +68,7 @@ def prometheus_required() -> bool:
 
 
 def builtin_scenarios() -> list[str]:
-    """Names of the fake NVML's built-in scenarios (`agent/hw/scenarios/<name>.yaml`)."""
+    """Names of the fake NVML's built-in scenarios (`suanli_sim/scenarios/<name>.yaml`)."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 

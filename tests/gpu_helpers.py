@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.jobs import JobAccounting, JobsOptions
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_procfs import FakeProcfs
-from agent.hw.fake_scenario import Scenario, load_scenario, parse_scenario
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_procfs import FakeProcfs
+from suanli_sim.fake_scenario import Scenario, load_scenario, parse_scenario
 
 Series = dict[tuple[str, tuple[str, ...]], float]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-AGENT = Path(__file__).resolve().parent.parent / "agent"
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = ROOT / "agent"
+SIMULATOR = ROOT / "suanli_sim"
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -24,6 +26,41 @@ def test_only_the_nvml_gateway_imports_pynvml() -> None:
         str(p.relative_to(AGENT)) for p in AGENT.rglob("*.py") if "pynvml" in imported_modules(p)
     }
     assert importers == {"hw/nvml.py"}
+
+
+def test_nobody_gets_pynvml_from_the_gateway() -> None:
+    import agent.hw.nvml as gateway
+
+    assert "pynvml" not in gateway.__all__
+    for path in [*AGENT.rglob("*.py"), *SIMULATOR.rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "agent.hw.nvml":
+                assert "pynvml" not in {a.name for a in node.names}, path
+
+
+def test_the_daemon_never_imports_the_simulator() -> None:
+    """Two houses: `suanli_sim` imports `agent`, never the other way; the daemon finds the
+    simulator only through its entry point (`agent.simulator`)."""
+    outside = ("suanli_sim", "benchmarks", "tests", "grafana")
+    for path in AGENT.rglob("*.py"):
+        wrong = {m for m in imported_modules(path) if m.split(".")[0] in outside}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_the_simulator_has_one_door_to_the_binding() -> None:
+    importers = {
+        str(p.relative_to(SIMULATOR))
+        for p in SIMULATOR.rglob("*.py")
+        if "pynvml" in imported_modules(p)
+    }
+    assert importers == {"binding.py"}
+
+
+def test_the_daemon_installs_without_the_simulator_inside_it() -> None:
+    """No simulator module or scenario file is left in the daemon's package."""
+    leftovers = [p for p in AGENT.rglob("*") if p.name.startswith("fake_") or p.suffix == ".yaml"]
+    assert leftovers == []
+    assert not (AGENT / "simulate").exists()
 
 
 def test_collectors_never_touch_the_binding() -> None:

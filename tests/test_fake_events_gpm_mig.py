@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from agent.hw.fake_activity import METRICS, NAMES
-from agent.hw.fake_mig import DEFAULT_LAYOUTS
-from agent.hw.fake_models import MIB
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import Scenario, ScenarioError, load_scenario, parse_scenario
-from agent.hw.nvml import pynvml as P
+from suanli_sim.binding import pynvml as P
+from suanli_sim.fake_activity import METRICS, NAMES
+from suanli_sim.fake_mig import DEFAULT_LAYOUTS
+from suanli_sim.fake_models import MIB
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 XID = P.nvmlEventTypeXidCriticalError
 UUID = re.compile(r"^MIG-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from agent.hw.cgroups import classify_cgroup
-from agent.hw.fake_models import MIB
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_processes import HZ, PID_HIGH, PID_LOW, boot_ticks, scenario_processes
-from agent.hw.fake_procfs import FakeProcfs, cgroup_text, write_procfs
-from agent.hw.fake_scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from agent.hw.jobs import JobCache, process_start_time, read_process_job
-from agent.hw.nvml import pynvml as P
+from suanli_sim.binding import pynvml as P
+from suanli_sim.fake_models import MIB
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_processes import HZ, PID_HIGH, PID_LOW, boot_ticks, scenario_processes
+from suanli_sim.fake_procfs import FakeProcfs, cgroup_text, write_procfs
+from suanli_sim.fake_scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 NA = P.NVML_VALUE_NOT_AVAILABLE_uint.value
 
@@ -92,7 +92,7 @@ def test_pids_are_deterministic_distinct_and_realistic() -> None:
 
 
 def _text(name: str) -> str:
-    return (Path(__file__).parents[1] / "agent/hw/scenarios" / f"{name}.yaml").read_text()
+    return (Path(__file__).parents[1] / "suanli_sim/scenarios" / f"{name}.yaml").read_text()
 
 
 def test_processes_are_v3_shaped_and_v2_answers_the_same() -> None:

@@ -1,4 +1,4 @@
-"""The simulated kernel log (agent/hw/fake_kmsg.py): scenario `sxid` faults become the NVSwitch
+"""The simulated kernel log (suanli_sim/fake_kmsg.py): scenario `sxid` faults become the NVSwitch
 driver's SXid lines at their simulated time, parsed back by the agent's own parser."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.hw.fake_kmsg import FakeKmsg
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import ScenarioError, parse_scenario
 from agent.hw.kernel_xid import parse_sxid, parse_xid
 from agent.hw.kmsg import parse_record
+from suanli_sim.fake_kmsg import FakeKmsg
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import ScenarioError, parse_scenario
 
 SCENARIO = """
 name: sxids

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from agent.hw.fake_models import MIB, MODELS
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import (
+from suanli_sim.binding import pynvml as P
+from suanli_sim.fake_models import MIB, MODELS
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import (
     Scenario,
     ScenarioError,
     builtin_scenarios,
     load_scenario,
     parse_scenario,
 )
-from agent.hw.nvml import pynvml as P
 
 
 class Clock:

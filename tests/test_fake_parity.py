@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent.hw.fake_functions import FUNCTIONS
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import Scenario, builtin_scenarios, load_scenario, parse_scenario
-from agent.hw.nvml import pynvml  # the project's one gateway to the real binding
+from suanli_sim.binding import pynvml  # the simulator's one door to the real binding
+from suanli_sim.fake_functions import FUNCTIONS
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import Scenario, builtin_scenarios, load_scenario, parse_scenario
 
 # A scenario in which every fault kind that makes NVML raise is active at t=10.
 _FAULTY = """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.exposition import render_text
-from agent.hw.fake_scenario import builtin_scenarios
+from suanli_sim.fake_scenario import builtin_scenarios
 from tests.gpu_helpers import node
 
 GOLDENS = Path(__file__).parent / "goldens"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from agent.app import build
 from agent.config import Config, with_overrides
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import parse_scenario
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import parse_scenario
+from suanli_sim.host import simulated_parts
 
 HANGING = """
 name: hanging-power-call
@@ -22,11 +24,11 @@ faults:
 """
 
 
-def test_a_hanging_nvml_call_ages_only_the_gpu_collector() -> None:
+def test_a_hanging_nvml_call_ages_only_the_gpu_collector(tmp_path: Path) -> None:
     release = threading.Event()
     fake = FakeNvml(parse_scenario(HANGING), sleep=lambda seconds: release.wait(seconds))
     config = with_overrides(Config(), {"interval": "200ms"})
-    agent = build(config, nvml=fake)
+    agent = build(config, parts=simulated_parts(fake, tmp_path))
     try:
         started = time.monotonic()
         snapshot = agent.sampler.sample_once()

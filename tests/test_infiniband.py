@@ -16,10 +16,10 @@ from agent.collectors.infiniband import (
     InfinibandCollector,
     counters_read,
 )
-from agent.hw.fake_infiniband import write_infiniband
 from agent.hw.infiniband import InfinibandReader, parse_rate, parse_state
 from agent.metrics import Sample
 from agent.sampler import Sampler
+from suanli_sim.fake_infiniband import write_infiniband
 
 FIXTURES = Path(__file__).parent / "fixtures" / "infiniband"
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sysfs" / "infiniband"

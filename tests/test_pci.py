@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.hw.fake_nvml import FakeNvml
-from agent.hw.fake_scenario import load_scenario, parse_scenario
-from agent.hw.fake_sysfs import write_pci_devices
-from agent.hw.nvml import NvmlGateway, pynvml
+from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.pci import nvidia_gpus, pci_address, sysfs_name
+from suanli_sim.binding import pynvml
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import load_scenario, parse_scenario
+from suanli_sim.fake_sysfs import write_pci_devices
 from tests.gpu_helpers import keyed, node
 
 

@@ -21,7 +21,7 @@ RunAgent = Callable[..., "subprocess.CompletedProcess[str]"]
 StartAgent = Callable[..., "AgentProcess"]
 StartPrometheus = Callable[..., "PrometheusServer"]
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "agent" / "hw" / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "suanli_sim" / "scenarios"
 SCENARIOS = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 DOCUMENTED_SCENARIOS = {
     "h100-8",

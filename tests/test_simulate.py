@@ -1,4 +1,4 @@
-"""The fleet simulator (`suanli-agent simulate`, agent/simulate): its plan, its nodes, its server.
+"""The fleet simulator (`suanli-agent simulate`, suanli_sim/fleet): its plan, its nodes, its server.
 
 - the plan: deterministic from the seed, every role in a small fleet, every health check, XID,
   scheduler and MIG in a 50-node center, file_sd as inventory-to-filesd.py writes it;
@@ -33,12 +33,12 @@ from conftest import LOOPBACK, REPO_ROOT, agent_env, http_get
 from test_deploy_prometheus import load_generator
 
 from agent.config import Config
-from agent.simulate.filesd import target_groups
-from agent.simulate.fleet import plan_fleet
-from agent.simulate.mix import DECK, assign_roles, parse_mix
-from agent.simulate.node import DETAIL_ROLES, SimNode, build_node
-from agent.simulate.scenarios import NodePlan
-from agent.simulate.topology import layout, place
+from suanli_sim.fleet.filesd import target_groups
+from suanli_sim.fleet.fleet import plan_fleet
+from suanli_sim.fleet.mix import DECK, assign_roles, parse_mix
+from suanli_sim.fleet.node import DETAIL_ROLES, SimNode, build_node
+from suanli_sim.fleet.scenarios import NodePlan
+from suanli_sim.fleet.topology import layout, place
 
 SERIES_BUDGET = 600  # tests/test_series_budget.py: an 8-GPU node by default
 CHECKS = {

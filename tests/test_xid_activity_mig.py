@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from agent.hw.nvml import GPM_METRICS, pynvml
+from agent.hw.nvml import GPM_METRICS
+from suanli_sim.binding import pynvml
 from tests.gpu_helpers import Series, by_gpu, keyed, node
 
 

@@ -1,6 +1,6 @@
 """The only module that imports pynvml: initialisation, error accounting and NOT_SUPPORTED memory.
 
-`NvmlGateway` wraps a pynvml-shaped module (the real `pynvml`, or the fake from `fake_nvml`) and
+`NvmlGateway` wraps a pynvml-shaped module (the real `pynvml`, or a simulator's stand-in) and
 gives the rest of the agent three guarantees:
 
 * NVML is initialised lazily and re-initialised with exponential backoff when it is missing or
@@ -26,21 +26,40 @@ __all__ = [
     "CLOCKS",
     "CLOCK_EVENT_REASONS",
     "GPM_METRICS",
+    "NVML",
     "THRESHOLDS",
     "VIOLATION_POLICIES",
     "XID_EVENT",
     "GpuGone",
+    "LibraryMismatch",
     "NVMLError",
     "NvmlGateway",
     "NvmlUnavailable",
     "binding_version",
     "error_name",
-    "pynvml",
 ]
 
 log = logging.getLogger(__name__)
 
 NVMLError = pynvml.NVMLError
+LibraryMismatch = pynvml.NVMLLibraryMismatchError  # a versioned call the driver lacks
+
+
+class NvmlConstants:
+    """NVML's integer constants (field ids, return codes, enumerations) by their nvml.h names.
+
+    The rest of the agent reaches NVML only through `NvmlGateway`; this hands out numbers, never
+    the module or its functions.
+    """
+
+    def __getattr__(self, name: str) -> int:
+        value = getattr(pynvml, name, None)
+        if not name.startswith(("NVML_", "nvml")) or not isinstance(value, int):
+            raise AttributeError(f"pynvml has no integer constant {name}")
+        return value
+
+
+NVML = NvmlConstants()
 
 # NVML's enumerations, named as the metric contract's label values.
 CLOCKS = {
@@ -126,13 +145,13 @@ class NvmlGateway:
 
     def __init__(
         self,
-        nvml: Any = pynvml,
+        nvml: Any = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
-        self.nv = nvml
+        self.nv = pynvml if nvml is None else nvml
         self._clock = clock
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max

@@ -8,16 +8,16 @@ from agent.hw import GpuDevice, GpuReading
 from agent.hw.nvml import (
     CLOCK_EVENT_REASONS,
     CLOCKS,
+    NVML,
     VIOLATION_POLICIES,
     NVMLError,
     NvmlGateway,
-    pynvml,
 )
 from agent.hw.nvml_fields import read_fields
 from agent.hw.nvml_static import MHZ
 
 PERCENT = 100.0
-PCIE_SAMPLED = (("tx", pynvml.NVML_PCIE_UTIL_TX_BYTES), ("rx", pynvml.NVML_PCIE_UTIL_RX_BYTES))
+PCIE_SAMPLED = (("tx", NVML.NVML_PCIE_UTIL_TX_BYTES), ("rx", NVML.NVML_PCIE_UTIL_RX_BYTES))
 PCIE_KB = 1024.0  # NVML reports PCIe throughput in KB/s, with KB = 1024 bytes
 NANOSECONDS = 1e9
 

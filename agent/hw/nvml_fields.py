@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuDevice, GpuReading
-from agent.hw.nvml import NVMLError, NvmlGateway, error_name, pynvml
+from agent.hw.nvml import NVML, NVMLError, NvmlGateway, error_name
 
 KIB = 1024.0
 FUNCTION = "nvmlDeviceGetFieldValues"
-P = pynvml
+P = NVML
 
 # Field id -> (reading attribute, key within it; "" for a plain attribute), whole device.
 DEVICE_FIELDS: dict[int, tuple[str, str]] = {

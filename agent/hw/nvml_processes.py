@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuProcess
-from agent.hw.nvml import NVMLError, NvmlGateway, pynvml
+from agent.hw.nvml import NVML, LibraryMismatch, NVMLError, NvmlGateway
 
 PERCENT = 100.0
 
@@ -45,7 +45,7 @@ class ProcessReader:
             return found
         except NVMLError:
             return None
-        except pynvml.NVMLLibraryMismatchError:
+        except LibraryMismatch:
             # pynvml's v3 wrapper on a driver without _v3: ask the v2 call directly
             try:
                 found = self.gw.call("nvmlDeviceGetComputeRunningProcesses_v2", key, handle)
@@ -63,9 +63,9 @@ class ProcessReader:
             samples = getattr(self.gw.nv, function)(handle, since)
         except NVMLError as err:
             # NOT_FOUND is NVML's "no sample newer than `since`": normal, not an error
-            if getattr(err, "value", None) == pynvml.NVML_ERROR_NOT_SUPPORTED:
+            if getattr(err, "value", None) == NVML.NVML_ERROR_NOT_SUPPORTED:
                 self.gw.remember_unsupported(function, key)
-            elif getattr(err, "value", None) != pynvml.NVML_ERROR_NOT_FOUND:
+            elif getattr(err, "value", None) != NVML.NVML_ERROR_NOT_FOUND:
                 self.gw.count_error(function, type(err).__name__.removeprefix("NVMLError_"))
             return {}
         latest: dict[int, tuple[int, float]] = {}

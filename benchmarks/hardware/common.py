@@ -29,10 +29,10 @@ def nvml_module() -> Any:
     fake = os.environ.get(FAKE_ENV)
     if not fake:
         return importlib.import_module("pynvml")
-    from agent.app import nvml_module as agent_nvml
-    from agent.config import Config
+    from suanli_sim.fake_nvml import FakeNvml
+    from suanli_sim.fake_scenario import load_scenario
 
-    return agent_nvml(Config(backend="fake", fake_scenario=fake))
+    return FakeNvml(load_scenario(fake))
 
 
 def open_nvml() -> tuple[Any, str | None]:

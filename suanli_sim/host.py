@@ -1,0 +1,75 @@
+"""A simulated host for the agent: the fake NVML's node seen through `agent.app.Parts`.
+
+Its runtime state (container runtimes, /proc of the scenario's jobs), its PCI bus (`sys/`), its
+InfiniBand ports and its kernel log are written under one folder, which the agent reads as it
+reads a real node's. Used by `suanli-agent --fake` (one node, threads of its own) and by every
+node of the fleet simulator (`inline`: read in the fleet's sampling threads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.app import Parts
+from agent.collectors.kernel_log import KernelLog
+from agent.hw.host import HostReader
+from agent.hw.infiniband import InfinibandReader
+from agent.hw.rapl import RaplReader
+from agent.hw.xid_ledger import XidLedger
+from agent.metrics import Sample
+from suanli_sim.fake_infiniband import FakeInfinibandReader
+from suanli_sim.fake_kmsg import FakeKmsg, FakeKmsgFollower
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_procfs import FakeProcfs, write_runtime_state
+from suanli_sim.fake_sysfs import write_pci_devices
+
+
+class InlineKernelLog(KernelLog):
+    """The node's simulated kernel log, read in the sampling thread: never `start()`ed, it
+    drains what the log holds each time the GPU collector asks for its samples."""
+
+    def samples(self) -> list[Sample]:
+        self.watcher.drain_once()
+        return super().samples()
+
+
+def simulated_parts(
+    fake: FakeNvml,
+    root: Path,
+    *,
+    inline: bool = False,
+    host_reader: HostReader | None = None,
+    rapl: tuple[RaplReader, str] | None = None,
+) -> Parts:
+    """The parts of the node `fake` simulates, its files written under `root`. `rapl`: a
+    simulated RAPL reader and the sysfs path to look for a power meter in."""
+    scenario = fake.scenario
+    root.mkdir(parents=True, exist_ok=True)
+    write_runtime_state(scenario, root)
+    sysfs = root / "sys"
+    write_pci_devices(scenario, str(sysfs))
+    procfs = root / "proc"
+    log_class = InlineKernelLog if inline else KernelLog
+
+    def infiniband(counters: tuple[str, ...] | None) -> InfinibandReader:
+        return FakeInfinibandReader(
+            str(sysfs), scenario.infiniband, scenario.seed, fake.now, counters
+        )
+
+    def kernel_log(ledger: XidLedger) -> KernelLog:
+        writer = FakeKmsg(fake, str(root / "kmsg"))
+        return log_class(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
+
+    return Parts(
+        nvml=fake,
+        host_reader=host_reader,
+        rapl=rapl[0] if rapl else None,
+        power_sysfs=rapl[1] if rapl else None,
+        sysfs=str(sysfs),
+        infiniband=infiniband,
+        kernel_log=kernel_log,
+        jobs_procfs=str(procfs),
+        jobs_host_root=str(root),
+        before_jobs_read=FakeProcfs(scenario, procfs, clock=fake.now).sync,
+        inline=inline,
+    )
