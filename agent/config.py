@@ -8,22 +8,45 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from agent.collectors.registry import CollectorsConfig
+from agent.options import (
+    Check,
+    boolean,
+    check_of,
+    one_of,
+    option,
+    parse_duration,
+    string,
+)
+from agent.options import Topology as TopologyConfig
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_CONFIG_PATH",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "CollectorsConfig",
+    "Config",
+    "ConfigError",
+    "TopologyConfig",
+    "from_mapping",
+    "load",
+    "parse_duration",
+    "parse_listen_address",
+    "with_overrides",
+]
+
 DEFAULT_CONFIG_PATH = Path("/etc/suanli/agent.yaml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 BACKENDS = ("nvml", "fake")
-
-_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigError(Exception):
@@ -35,105 +58,32 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class GpuCollectorConfig:
-    enabled: bool = True
-    detail: bool = False
-    xid_events: bool = True
-    gpm: bool = True
-    xid_window: float = 3600.0
-    critical_xids: tuple[int, ...] = ()  # empty: the XID catalogue decides
-    expected_gpus: int = 0  # 0: as many as the PCI bus shows
-    sysfs: str = "/sys"
-
-
-@dataclass(frozen=True)
-class KmsgCollectorConfig:
-    enabled: bool = True
-    path: str = "/dev/kmsg"
-    state_file: str = "/var/lib/suanli-agent/kmsg-cursor.json"
-
-
-@dataclass(frozen=True)
-class InfinibandCollectorConfig:
-    enabled: bool = True
-    sysfs: str = "/sys"
-    detail: bool = False
-
-
-@dataclass(frozen=True)
-class HostCollectorConfig:
-    enabled: bool = True
-    procfs: str = "/proc"
-
-
-@dataclass(frozen=True)
-class PowerCollectorConfig:
-    enabled: bool = True
-    sysfs: str = "/sys"
-
-
-@dataclass(frozen=True)
-class JobsCollectorConfig:
-    enabled: bool = True
-    procfs: str = "/proc"
-    host_root: str = "/"
-    hpc_job_mapping_dir: str = ""
-    retention: float = 900.0
-    per_process: bool = False
-    per_process_limit: int = 20
-
-
-@dataclass(frozen=True)
-class CollectorsConfig:
-    gpu: GpuCollectorConfig = field(default_factory=GpuCollectorConfig)
-    host: HostCollectorConfig = field(default_factory=HostCollectorConfig)
-    power: PowerCollectorConfig = field(default_factory=PowerCollectorConfig)
-    jobs: JobsCollectorConfig = field(default_factory=JobsCollectorConfig)
-    kmsg: KmsgCollectorConfig = field(default_factory=KmsgCollectorConfig)
-    infiniband: InfinibandCollectorConfig = field(default_factory=InfinibandCollectorConfig)
-
-
-@dataclass(frozen=True)
-class TopologyConfig:
-    cluster: str = ""
-    hall: str = ""
-    rack: str = ""
-
-
-@dataclass(frozen=True)
 class LogConfig:
-    level: str = "info"
-    format: str = "text"
+    level: str = option("info", one_of(LOG_LEVELS))
+    format: str = option("text", one_of(LOG_FORMATS))
 
 
 @dataclass(frozen=True)
 class ExpositionConfig:
-    dcgm_compat: bool = False  # also export dcgm-exporter's names (docs/dcgm-compat.md)
+    # also export dcgm-exporter's names (docs/dcgm-compat.md)
+    dcgm_compat: bool = option(False, boolean)
+
+
+def _listen(value: Any) -> str:
+    parse_listen_address(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
 class Config:
-    listen_address: str = ":9445"
-    interval: float = 5.0
-    backend: str = "nvml"
-    fake_scenario: str = "h100-8"
+    listen_address: str = option(":9445", _listen)
+    interval: float = option(5.0, parse_duration)
+    backend: str = option("nvml", one_of(BACKENDS))
+    fake_scenario: str = option("h100-8", string)
     log: LogConfig = field(default_factory=LogConfig)
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     exposition: ExpositionConfig = field(default_factory=ExpositionConfig)
-
-
-def parse_duration(text: object) -> float:
-    """`"5s"`, `"500ms"`, `"1m30s"` -> seconds. Raises ValueError with a hint."""
-    if isinstance(text, bool) or not isinstance(text, str):
-        raise ValueError(f'must be a duration like "5s" or "500ms", got {text!r}')
-    cleaned = text.strip()
-    if not _DURATION_RE.match(cleaned):
-        raise ValueError(f'must be a positive duration like "5s" or "500ms", got "{text}"')
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(cleaned))
-    if seconds <= 0:
-        raise ValueError(f'must be a positive duration like "5s", got "{text}"')
-    return seconds
 
 
 def parse_listen_address(text: object) -> tuple[str, int]:
@@ -148,97 +98,6 @@ def parse_listen_address(text: object) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f'port must be a number from 1 to 65535, got "{port_text}"')
     return host, int(port_text)
-
-
-Check = Callable[[Any], Any]
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
-def _gpu_count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
-        raise ValueError(
-            f"must be a whole number of GPUs from 0 (the PCI bus decides) to 1024, got {value!r}"
-        )
-    return value
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10_000:
-        raise ValueError(f"must be a whole number from 1 to 10000, got {value!r}")
-    return value
-
-
-def _xid_list(value: Any) -> tuple[int, ...]:
-    """XID codes; an empty list means "those NVIDIA's XID catalogue says need an operator"."""
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value
-    ):
-        raise ValueError(f"must be a list of XID codes like [48, 79, 94], got {value!r}")
-    return tuple(value)
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
-
-    return check
-
-
-def _listen(value: Any) -> str:
-    parse_listen_address(value)
-    return str(value)
-
-
-_CHECKS: dict[str, Check] = {
-    "listen_address": _listen,
-    "interval": parse_duration,
-    "backend": _one_of(BACKENDS),
-    "fake_scenario": _string,
-    "log.level": _one_of(LOG_LEVELS),
-    "log.format": _one_of(LOG_FORMATS),
-    "topology.cluster": _string,
-    "topology.hall": _string,
-    "topology.rack": _string,
-    "collectors.gpu.enabled": _bool,
-    "collectors.gpu.detail": _bool,
-    "collectors.gpu.xid_events": _bool,
-    "collectors.gpu.gpm": _bool,
-    "collectors.gpu.xid_window": parse_duration,
-    "collectors.gpu.critical_xids": _xid_list,
-    "collectors.gpu.expected_gpus": _gpu_count,
-    "collectors.gpu.sysfs": _string,
-    "collectors.kmsg.enabled": _bool,
-    "collectors.kmsg.path": _string,
-    "collectors.kmsg.state_file": _string,
-    "collectors.infiniband.enabled": _bool,
-    "collectors.infiniband.sysfs": _string,
-    "collectors.infiniband.detail": _bool,
-    "collectors.host.enabled": _bool,
-    "collectors.host.procfs": _string,
-    "collectors.jobs.enabled": _bool,
-    "collectors.jobs.procfs": _string,
-    "collectors.jobs.host_root": _string,
-    "collectors.jobs.hpc_job_mapping_dir": _string,
-    "collectors.jobs.retention": parse_duration,
-    "collectors.jobs.per_process": _bool,
-    "collectors.jobs.per_process_limit": _positive_int,
-    "collectors.power.enabled": _bool,
-    "collectors.power.sysfs": _string,
-    "exposition.dcgm_compat": _bool,
-}
 
 
 def _build(cls: type[Any], data: Mapping[str, Any], path: str, problems: list[str]) -> Any:
@@ -258,10 +117,17 @@ def _build(cls: type[Any], data: Mapping[str, Any], path: str, problems: list[st
             values[key] = _build(nested, raw, f"{where}.", problems)
             continue
         try:
-            values[key] = _CHECKS[where](raw)
+            values[key] = _check(fields[key])(raw)
         except ValueError as err:
             problems.append(f"{where}: {err}")
     return cls(**values)
+
+
+def _check(found: dataclasses.Field[Any]) -> Check:
+    check = check_of(found)
+    if check is None:
+        raise TypeError(f"option {found.name} declares no check")
+    return check
 
 
 def _nested_type(cls: type[Any], key: str) -> type[Any] | None:
@@ -276,6 +142,18 @@ def _unknown_key(where: str, key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f'did you mean "{close[0]}"?' if close else f"known keys: {', '.join(known)}"
     return f"{where}: unknown key; {hint}"
+
+
+def option_paths(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every configuration key, as a dotted path (`collectors.gpu.detail`)."""
+    paths: list[str] = []
+    for found in dataclasses.fields(cls):
+        nested = _nested_type(cls, found.name)
+        if nested is None:
+            paths.append(prefix + found.name)
+        else:
+            paths += option_paths(nested, f"{prefix}{found.name}.")
+    return paths
 
 
 def from_mapping(data: Mapping[str, Any], source: str = "") -> Config:
@@ -320,7 +198,7 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     problems: list[str] = []
     for dotted, raw in overrides.items():
         try:
-            value = _CHECKS[dotted](raw)
+            value = _check(_field_at(Config, dotted.split(".")))(raw)
         except ValueError as err:
             flag = "--" + dotted.replace(".", "-").replace("_", "-")
             problems.append(f"{flag}: {err}")
@@ -329,6 +207,15 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _field_at(cls: type[Any], path: list[str]) -> dataclasses.Field[Any]:
+    found = next(f for f in dataclasses.fields(cls) if f.name == path[0])
+    if len(path) == 1:
+        return found
+    nested = _nested_type(cls, path[0])
+    assert nested is not None, path
+    return _field_at(nested, path[1:])
 
 
 def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:

@@ -64,6 +64,8 @@ def self_samples(snapshot: Snapshot) -> list[Sample]:
     for result in snapshot.results:
         name = (result.name,)
         samples.append(Sample(COLLECTOR_SUCCESS, name, 1.0 if result.success else 0.0))
+        if result.view:  # timed with its GPU collector: its success is what is news
+            continue
         samples.append(Sample(COLLECTOR_DURATION, name, result.duration))
         if result.last_success is not None:
             samples.append(Sample(COLLECTOR_LAST_SUCCESS, name, result.last_success))

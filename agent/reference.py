@@ -5,18 +5,7 @@ The README's metrics reference is this output; a test fails when the two drift a
 
 from __future__ import annotations
 
-from agent.collectors import (
-    activity,
-    gpu,
-    gpu_presence,
-    health,
-    host,
-    infiniband,
-    jobs,
-    kernel_log,
-    power,
-)
-from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
+from agent.collectors.registry import KINDS, VIEWS
 from agent.exposition import SELF_SPECS
 from agent.metrics import MetricSpec
 from agent.reload import RELOAD_SPECS
@@ -26,61 +15,10 @@ END = "<!-- metrics-reference:end -->"
 
 
 def sections() -> list[tuple[str, list[MetricSpec]]]:
-    return [
-        ("GPU (collector `gpu`)", [INFO, UP, *(f.spec for f in FAMILIES)]),
-        (
-            "GPU health and presence (collector `gpu`)",
-            [
-                health.HEALTHY,
-                health.CHECK_FAILED,
-                health.XID_ERRORS,
-                *gpu_presence.SPECS,
-            ],
-        ),
-        (
-            "Kernel log: XIDs and NVSwitch SXids (collector `gpu`, `collectors.kmsg`)",
-            [*kernel_log.SPECS],
-        ),
-        (
-            "GPU activity, Hopper and newer (collector `gpu`)",
-            [*activity.GPU_RATIOS.values(), activity.GPU_PIPE, activity.PEAK_FLOPS],
-        ),
-        (
-            "MIG instances (collector `gpu`)",
-            [
-                activity.MIG_INFO,
-                activity.MIG_MEMORY_USED,
-                activity.MIG_MEMORY_TOTAL,
-                *activity.MIG_RATIOS.values(),
-                activity.MIG_PIPE,
-            ],
-        ),
-        (
-            "Jobs (collector `gpu`, `collectors.jobs`)",
-            [jobs.JOB_INFO, jobs.PROCESSES, jobs.JOB_MEMORY, jobs.JOB_ENERGY, jobs.PROCESS_MEMORY],
-        ),
-        ("NVML (collector `gpu`)", [gpu.NVML_UP, gpu.NVML_INFO, gpu.NVML_ERRORS]),
-        (
-            "Host (collector `host`)",
-            [
-                host.CPU_SECONDS,
-                host.CPU_COUNT,
-                host.MEMORY_TOTAL,
-                host.MEMORY_AVAILABLE,
-                host.LOAD1,
-                host.NODE_INFO,
-            ],
-        ),
-        (
-            'Power (collector `power`; `source="gpu"` from collector `gpu`)',
-            [power.CPU_ENERGY, power.CPU_POWER, power.NODE_POWER],
-        ),
-        (
-            "InfiniBand / RoCE ports (collector `infiniband`)",
-            [*infiniband.DEFAULT_SPECS, *infiniband.DETAIL_SPECS],
-        ),
-        ("The agent itself", [*SELF_SPECS, *RELOAD_SPECS]),
-    ]
+    """One section per collector and GPU view, as the registry declares them, then the agent's."""
+    found = [(kind.title, list(kind.specs)) for kind in KINDS]
+    found += [(view.title, list(view.specs)) for view in VIEWS]
+    return [*found, ("The agent itself", [*SELF_SPECS, *RELOAD_SPECS])]
 
 
 def markdown() -> str:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.collectors.base import Collector
+from agent.collectors.base import Collector, ViewOutcome
 from agent.metrics import Sample
 from agent.workers import Worker
 
@@ -31,6 +31,7 @@ class CollectorResult:
     last_success: float | None
     error: str | None = None
     failed_parts: tuple[str, ...] = ()  # parts of a collector that succeeded, e.g. "gpu/2"
+    view: bool = False  # a GPU view: timed and sampled with its GPU collector
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,21 @@ class Snapshot:
     results: tuple[CollectorResult, ...]
 
 
-Collected = tuple[list[Sample], tuple[str, ...]]  # samples, and the parts that failed
+# samples, the parts that failed, and the GPU views' outcomes
+Collected = tuple[list[Sample], tuple[str, ...], tuple[ViewOutcome, ...]]
 
 
 def _collecting(collector: Collector) -> Callable[[], Collected]:
     def collect() -> Collected:
         samples = collector.collect()
-        return samples, tuple(getattr(collector, "failed_parts", ()))
+        views = tuple(getattr(collector, "view_outcomes", ()))
+        return samples, tuple(getattr(collector, "failed_parts", ())), views
 
     return collect
+
+
+def _view_names(collector: Collector) -> list[str]:
+    return [view.name for view in getattr(collector, "views", ())]
 
 
 class Sampler:
@@ -103,6 +110,7 @@ class Sampler:
                 if self._monotonic() >= deadline:
                     break
             results.append(self._result(collector.name, run))
+            results += self._view_results(collector, results[-1], run)
         self._sequence += 1
         snapshot = Snapshot(self._sequence, self._clock(), tuple(results))
         self.latest, self._published = snapshot, self._monotonic()
@@ -137,10 +145,48 @@ class Sampler:
         self._last_success[name] = now
         if self._logged.pop(name, None) is not None:
             log.info("collector %s recovered", name)
-        samples, failed_parts = run.result or ([], ())
+        samples, failed_parts, _ = run.result or ([], (), ())
         return CollectorResult(
             name, tuple(samples), True, run.duration, now, failed_parts=failed_parts
         )
+
+    def _view_results(
+        self, collector: Collector, parent: CollectorResult, run: Worker[Collected]
+    ) -> list[CollectorResult]:
+        """One result per GPU view (its samples ride in the parent's): failed with the parent,
+        or as the view's own outcome said."""
+        if not parent.success:
+            error = f"collector {parent.name} failed"
+            return [
+                CollectorResult(
+                    name, (), False, 0.0, self._last_success.get(name), error, view=True
+                )
+                for name in _view_names(collector)
+            ]
+        results = []
+        for outcome in run.result[2] if run.result else ():
+            if outcome.error is not None:
+                self._log_once(outcome.name, outcome.error)
+                last = self._last_success.get(outcome.name)
+                failed = CollectorResult(
+                    outcome.name, (), False, outcome.duration, last, outcome.error, view=True
+                )
+                results.append(failed)
+                continue
+            self._last_success[outcome.name] = parent.last_success or self._clock()
+            if self._logged.pop(outcome.name, None) is not None:
+                log.info("collector %s recovered", outcome.name)
+            results.append(
+                CollectorResult(
+                    outcome.name,
+                    (),
+                    True,
+                    outcome.duration,
+                    self._last_success[outcome.name],
+                    view=True,
+                )
+            )
+        return results
 
     def _log_once(self, name: str, error: str) -> None:
         if self._logged.get(name) != error:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.app import Parts
 from agent.collectors.kernel_log import KernelLog
+from agent.hw import GpuSnapshot
 from agent.hw.host import HostReader
 from agent.hw.infiniband import InfinibandReader
 from agent.hw.rapl import RaplReader
 from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
+from agent.parts import Parts
 from suanli_sim.fake_infiniband import FakeInfinibandReader
 from suanli_sim.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from suanli_sim.fake_nvml import FakeNvml
@@ -28,9 +29,9 @@ class InlineKernelLog(KernelLog):
     """The node's simulated kernel log, read in the sampling thread: never `start()`ed, it
     drains what the log holds each time the GPU collector asks for its samples."""
 
-    def samples(self) -> list[Sample]:
+    def samples(self, snapshot: GpuSnapshot | None = None) -> list[Sample]:
         self.watcher.drain_once()
-        return super().samples()
+        return super().samples(snapshot)
 
 
 def simulated_parts(

@@ -6,8 +6,11 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from agent.collectors.base import GpuView
 from agent.collectors.gpu import GpuCollector, GpuOptions
+from agent.collectors.health import GpuHealth, HealthOptions
 from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.mig import MigInstances
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.xid_ledger import XidLedger
@@ -48,13 +51,14 @@ class Node:
             self.clock,
             XidLedger(clock=self.clock),
         )
-        jobs = None
+        self.health = GpuHealth(HealthOptions(), clock=self.clock)
+        views: list[GpuView] = [self.health, MigInstances()]
         if self.jobs_procfs:
             procfs = FakeProcfs(self.scenario, self.jobs_procfs, clock=self.clock)
-            options = JobsOptions(procfs=self.jobs_procfs, host_root="", retention_seconds=1e9)
-            jobs = JobAccounting(options, clock=self.clock, before_read=procfs.sync)
+            options = JobsOptions(procfs=self.jobs_procfs, host_root="", retention=1e9)
+            views.append(JobAccounting(options, clock=self.clock, before_read=procfs.sync))
         self.collector = GpuCollector(
-            self.backend, GpuOptions(detail=self.detail), clock=self.clock, jobs=jobs
+            self.backend, GpuOptions(detail=self.detail), clock=self.clock, views=views
         )
         OPEN_NODES.append(self)
 

@@ -87,3 +87,43 @@ def test_serving_loads_neither_prometheus_client_nor_openssl() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Modules `path` imports when it runs (imports under `if TYPE_CHECKING:` left out)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for stmt in node.body
+        for child in ast.walk(stmt)
+    }
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[1:2] in (["hw"], ["collectors"]) else "agent.<root>"
+
+
+def test_hardware_access_and_collectors_import_downward_only() -> None:
+    """hw never imports collectors or the wiring; no collector imports the configuration, the
+    sampler or the CLI: the config schema is assembled from the collectors, not the other way."""
+    upward = {
+        "agent.hw": ("agent.collectors", "agent.config", "agent.app", "agent.cli", "agent.sampler"),
+        "agent.collectors": ("agent.config", "agent.app", "agent.cli", "agent.sampler"),
+    }
+    for path in AGENT.rglob("*.py"):
+        module = "agent." + ".".join(path.relative_to(AGENT).with_suffix("").parts)
+        forbidden = upward.get(_layer(module), ())
+        wrong = {m for m in runtime_imports(path) if m.startswith(forbidden)}
+        assert not wrong, f"{module} imports {sorted(wrong)}"

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.collectors.activity import MIG_INFO
 from agent.collectors.health import XID_ERRORS
 from agent.collectors.jobs import JOB_INFO
+from agent.collectors.mig import MIG_INFO
 from agent.config import ConfigError, from_mapping
 from agent.dcgm_compat import DcgmCompat
 from agent.dcgm_table import GPU_LABELS, MIG_LABELS, SPECS, TABLE

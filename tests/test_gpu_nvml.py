@@ -32,10 +32,10 @@ DEFAULT_FAMILIES = {
     "suanli_gpu_nvlink_links",
     "suanli_gpu_nvlink_bytes_total",
     "suanli_gpu_nvlink_errors_total",
-    "suanli_gpu_encoder_utilization_ratio",
-    "suanli_gpu_decoder_utilization_ratio",
 }
 DETAIL_FAMILIES = {
+    "suanli_gpu_encoder_utilization_ratio",  # video engines: idle in training and LLM serving
+    "suanli_gpu_decoder_utilization_ratio",
     "suanli_gpu_temperature_threshold_celsius",
     "suanli_gpu_clock_max_hertz",
     "suanli_gpu_clock_event_active",

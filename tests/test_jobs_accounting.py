@@ -119,7 +119,7 @@ def test_a_scheduler_mapping_directory_adds_jobs_per_gpu(tmp_path: Path) -> None
 
 def test_ended_jobs_are_forgotten_after_the_retention_and_counters_never_drop() -> None:
     clock = Clock()
-    jobs = JobAccounting(JobsOptions(procfs=str(PROC), retention_seconds=60.0), clock=clock)
+    jobs = JobAccounting(JobsOptions(procfs=str(PROC), retention=60.0), clock=clock)
     jobs.samples(snapshot(reading(0, 0.0, proc(SLURM))))
     clock.t = 10.0
     first = energy(as_series(jobs.samples(snapshot(reading(0, 7000.0, proc(SLURM))))))

@@ -64,7 +64,7 @@ faults:
     gpus.clock.t = 2.0
     gpus.wait_for_xids(1)
     assert check(gpus.at(2.0), "1", "xid_critical") == 1.0
-    gpus.collector.health._clock = lambda: time.time() + 3601.0  # an hour later
+    gpus.health.checker._clock = lambda: time.time() + 3601.0  # an hour later
     later = gpus.at(3.0)
     assert check(later, "1", "xid_critical") == 0.0
     assert xids(later)[("1", "48")] == 1.0, "the counter itself never goes back"

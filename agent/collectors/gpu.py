@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent.collectors import activity, gpu_presence
+from agent.collectors.base import Context, GpuView, Kind, ViewOutcome
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.collectors.gpu_presence import Responsiveness, gpu_ids
-from agent.collectors.health import CHECK_FAILED, HEALTHY, XID_ERRORS, HealthChecker, HealthOptions
-from agent.collectors.jobs import JobAccounting
-from agent.collectors.kernel_log import SPECS as KERNEL_LOG_SPECS
-from agent.collectors.kernel_log import KernelLog
 from agent.collectors.power import NODE_POWER
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
-from agent.hw.nvml_backend import NvmlBackend
-from agent.hw.xid_catalogue import advice
+from agent.hw.nvml import NvmlGateway
+from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.metrics import MetricSpec, Sample
+from agent.options import boolean, int_list, option, parse_duration, string, whole
 
 # A GPU that NVML lists but whose read failed: a failed part of the collector (`gpu/<index>`).
 READ_FAILURES = frozenset({"hung", "error", "lost"})
@@ -37,14 +35,27 @@ NVML_ERRORS = MetricSpec(
 )
 
 
+# Each GPU's read must end within this share of the interval: the rest of the cycle is for
+# the GPU views (job accounting) and rendering.
+GPU_DEADLINE_SHARE = 0.6
+
+
 @dataclass(frozen=True)
 class GpuOptions:
-    detail: bool = False
-    health: HealthOptions = field(default_factory=HealthOptions)
+    enabled: bool = option(True, boolean)
+    detail: bool = option(False, boolean)
+    xid_events: bool = option(True, boolean)
+    gpm: bool = option(True, boolean)
+    xid_window: float = option(3600.0, parse_duration)  # health: how long an XID stays critical
+    # health: XIDs that fail xid_critical; empty: those NVIDIA's catalogue says need an operator
+    critical_xids: tuple[int, ...] = option((), int_list(1, 999, "[48, 79, 94]"))
+    expected_gpus: int = option(0, whole(0, 1024, "a whole number of GPUs (0: the PCI bus)"))
+    sysfs: str = option("/sys", string)
 
 
 class GpuCollector:
-    """Exports every GPU family of the metric contract from an `NvmlBackend`."""
+    """Exports every GPU family of the metric contract from an `NvmlBackend`, then hands the
+    cycle's reading to each GPU view (health, MIG, jobs, kernel log), which fail alone."""
 
     name = "gpu"
 
@@ -53,34 +64,20 @@ class GpuCollector:
         backend: NvmlBackend,
         options: GpuOptions | None = None,
         clock: Callable[[], float] = time.time,
-        jobs: JobAccounting | None = None,
-        kernel_log: KernelLog | None = None,
+        views: Sequence[GpuView] = (),
     ) -> None:
         self.backend = backend
         self.options = options or GpuOptions()
-        self.jobs = jobs
-        self.kernel_log = kernel_log
-        self.health = HealthChecker(self.options.health, clock)
+        self.views = list(views)
         self.responsiveness = Responsiveness(clock)
         self.last: GpuSnapshot | None = None
         self.failed_parts: list[str] = []  # GPUs whose read failed this cycle
+        self.view_outcomes: list[ViewOutcome] = []
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
-        return [
-            NVML_UP,
-            NVML_INFO,
-            NVML_ERRORS,
-            INFO,
-            UP,
-            HEALTHY,
-            CHECK_FAILED,
-            XID_ERRORS,
-            *families,
-            *activity.SPECS,
-            *gpu_presence.SPECS,
-            *(KERNEL_LOG_SPECS if self.kernel_log is not None else ()),
-        ]
+        core = [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families, *activity.SPECS]
+        return [*core, *gpu_presence.SPECS, *(s for view in self.views for s in view.specs())]
 
     def collect(self) -> list[Sample]:
         snapshot = self.backend.read()
@@ -95,10 +92,9 @@ class GpuCollector:
         watts = [r.power_watts for r in snapshot.readings if r.up and r.power_watts is not None]
         if watts:
             samples.append(Sample(NODE_POWER, ("gpu",), sum(watts)))
-        if self.jobs is not None:
-            samples += self.jobs.samples(snapshot)
-        if self.kernel_log is not None:
-            samples += self.kernel_log.samples()
+        self.view_outcomes = [ViewOutcome.of(view, snapshot) for view in self.views]
+        for outcome in self.view_outcomes:
+            samples += outcome.samples
         return samples
 
     def _gpu_samples(self, reading: GpuReading, snapshot: GpuSnapshot) -> list[Sample]:
@@ -107,7 +103,6 @@ class GpuCollector:
             Sample(UP, ids, 1.0 if reading.up else 0.0),
             _info(reading, snapshot.status, ids),
         ]
-        samples += self._health_samples(reading, snapshot, ids)
         samples += self.responsiveness.samples(reading, ids)
         if not reading.up:
             return samples
@@ -127,22 +122,9 @@ class GpuCollector:
             )
         return samples
 
-    def _health_samples(
-        self, reading: GpuReading, snapshot: GpuSnapshot, ids: tuple[str, str]
-    ) -> list[Sample]:
-        verdicts = self.health.verdicts(reading, snapshot.xid)
-        samples = [Sample(HEALTHY, ids, 0.0 if any(verdicts.values()) else 1.0)]
-        samples += [Sample(CHECK_FAILED, (*ids, c), float(f)) for c, f in verdicts.items()]
-        codes = snapshot.xid.counts.get(reading.device.xid_key, {})
-        samples += [
-            Sample(XID_ERRORS, (*ids, str(code), advice(code).action), float(count))
-            for code, count in sorted(codes.items())
-        ]
-        return samples
-
     def close(self) -> None:
-        if self.kernel_log is not None:
-            self.kernel_log.close()
+        for view in self.views:
+            view.close()
         self.backend.close()
 
 
@@ -171,3 +153,44 @@ def _info(reading: GpuReading, status: NvmlStatus, ids: tuple[str, str]) -> Samp
         d.mig_mode,
     )
     return Sample(INFO, (*ids, *labels), 1.0)
+
+
+def build(options: GpuOptions, context: Context) -> GpuCollector:
+    """The NVML backend, the GPU collector over it, and every GPU view whose section is on."""
+    parts = context.parts
+    backend = NvmlBackend(
+        NvmlGateway(parts.nvml),
+        BackendOptions(
+            xid_events=options.xid_events,
+            gpm=options.gpm,
+            processes=context.options("jobs").enabled,
+            gpu_deadline_s=GPU_DEADLINE_SHARE * context.interval,
+            inline=parts.inline,
+            sysfs=parts.sysfs or options.sysfs,
+            expected_gpus=options.expected_gpus,
+        ),
+    )
+    views = [
+        kind.build(context.options(kind.section), context, backend)
+        for kind in context.views
+        if context.options(kind.section).enabled
+    ]
+    return GpuCollector(backend, options, views=views)
+
+
+KIND = Kind(
+    "gpu",
+    GpuOptions,
+    build,
+    "GPU: NVML, readings, presence and activity (collector `gpu`)",
+    (
+        NVML_UP,
+        NVML_INFO,
+        NVML_ERRORS,
+        INFO,
+        UP,
+        *(f.spec for f in FAMILIES),
+        *activity.SPECS,
+        *gpu_presence.SPECS,
+    ),
+)

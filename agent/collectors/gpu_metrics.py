@@ -249,11 +249,19 @@ FAMILIES: tuple[GpuFamily, ...] = (
         _keyed(lambda r: r.nvlink_errors),
     ),
     GpuFamily(
-        _gauge("encoder_utilization_ratio", "Fraction of time the video encoder was busy."),
+        _gauge(
+            "encoder_utilization_ratio",
+            "Fraction of time the video encoder was busy.",
+            detail=True,
+        ),
         _one(lambda r: r.encoder_utilization_ratio),
     ),
     GpuFamily(
-        _gauge("decoder_utilization_ratio", "Fraction of time the video decoder was busy."),
+        _gauge(
+            "decoder_utilization_ratio",
+            "Fraction of time the video decoder was busy.",
+            detail=True,
+        ),
         _one(lambda r: r.decoder_utilization_ratio),
     ),
 )

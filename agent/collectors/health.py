@@ -7,13 +7,20 @@ A check whose input NVML does not provide on a board (no NVLink, no row remapper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable
+import time
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from agent.collectors.gpu_presence import fabric_problem
-from agent.hw import GpuReading, XidRecord
+from agent.collectors.base import Context, ViewKind
+from agent.collectors.gpu import GpuOptions
+from agent.collectors.gpu_presence import fabric_problem, gpu_ids
+from agent.hw import GpuReading, GpuSnapshot, XidRecord
 from agent.hw.xid_catalogue import advice, needs_operator
-from agent.metrics import MetricSpec
+from agent.metrics import MetricSpec, Sample
+
+if TYPE_CHECKING:
+    from agent.hw.nvml_backend import NvmlBackend
 
 CHECKS = (
     "lost",
@@ -138,3 +145,45 @@ _STATE_CHECKS: dict[str, Callable[[GpuReading], bool]] = {
     "recovery_action": lambda r: (r.recovery_action or 0) > 0,
     "fabric": fabric_problem,
 }
+
+
+class GpuHealth:
+    """The health view: every check's verdict per GPU, and XID counts by code and action."""
+
+    name = "health"
+
+    def __init__(self, options: HealthOptions, clock: Callable[[], float] = time.time) -> None:
+        self.checker = HealthChecker(options, clock)
+
+    def specs(self) -> Sequence[MetricSpec]:
+        return [HEALTHY, CHECK_FAILED, XID_ERRORS]
+
+    def samples(self, snapshot: GpuSnapshot) -> list[Sample]:
+        samples: list[Sample] = []
+        for reading in snapshot.readings:
+            ids = gpu_ids(reading.device)
+            verdicts = self.checker.verdicts(reading, snapshot.xid)
+            samples.append(Sample(HEALTHY, ids, 0.0 if any(verdicts.values()) else 1.0))
+            samples += [Sample(CHECK_FAILED, (*ids, c), float(f)) for c, f in verdicts.items()]
+            codes = snapshot.xid.counts.get(reading.device.xid_key, {})
+            samples += [
+                Sample(XID_ERRORS, (*ids, str(code), advice(code).action), float(count))
+                for code, count in sorted(codes.items())
+            ]
+        return samples
+
+    def close(self) -> None:
+        pass
+
+
+def build(options: GpuOptions, context: Context, backend: NvmlBackend) -> GpuHealth:
+    return GpuHealth(HealthOptions(options.xid_window, frozenset(options.critical_xids)))
+
+
+VIEW = ViewKind(
+    "health",
+    "gpu",
+    build,
+    "GPU health and XIDs (collector `health`; options under `collectors.gpu`)",
+    (HEALTHY, CHECK_FAILED, XID_ERRORS),
+)

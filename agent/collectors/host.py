@@ -6,11 +6,13 @@ import logging
 import platform
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from agent import __version__
-from agent.config import TopologyConfig
+from agent.collectors.base import Context, Kind
 from agent.hw.host import HostReader
 from agent.metrics import MetricSpec, Sample
+from agent.options import Topology, boolean, option, string
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ NODE_INFO = MetricSpec(
 )
 
 
+@dataclass(frozen=True)
+class HostOptions:
+    enabled: bool = option(True, boolean)
+    procfs: str = option("/proc", string)
+
+
 class HostCollector:
     """Reads the host through a `HostReader`; static facts (CPU count, identity) once."""
 
@@ -42,7 +50,7 @@ class HostCollector:
     def __init__(
         self,
         reader: HostReader,
-        topology: TopologyConfig,
+        topology: Topology,
         hostname: str | None = None,
     ) -> None:
         self.reader = reader
@@ -88,3 +96,17 @@ def _cpu_counts(reader: HostReader) -> list[Sample]:
         Sample(CPU_COUNT, ("logical",), float(logical)),
         Sample(CPU_COUNT, ("physical",), float(physical)),
     ]
+
+
+def build(options: HostOptions, context: Context) -> HostCollector:
+    reader = context.parts.host_reader or HostReader(options.procfs)
+    return HostCollector(reader, context.topology, context.hostname)
+
+
+KIND = Kind(
+    "host",
+    HostOptions,
+    build,
+    "Host (collector `host`)",
+    (CPU_SECONDS, CPU_COUNT, MEMORY_TOTAL, MEMORY_AVAILABLE, LOAD1, NODE_INFO),
+)

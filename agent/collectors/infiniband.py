@@ -9,9 +9,12 @@ exists but cannot be listed fails this collector alone (`suanli_collector_succes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from agent.collectors.base import Context, Kind
 from agent.hw.infiniband import InfinibandReader, PortReading
 from agent.metrics import MetricSpec, Sample
+from agent.options import boolean, option, string
 
 LABELS = ("device", "port")
 PORT_UP = MetricSpec(
@@ -102,6 +105,13 @@ def receive_errors(reading: PortReading) -> int | None:
     return sum(present) if present else None
 
 
+@dataclass(frozen=True)
+class InfinibandOptions:
+    enabled: bool = option(True, boolean)
+    sysfs: str = option("/sys", string)
+    detail: bool = option(False, boolean)
+
+
 class InfinibandCollector:
     """Every port of every InfiniBand/RoCE device the reader finds."""
 
@@ -161,3 +171,18 @@ class InfinibandCollector:
 def counters_read(detail: bool) -> tuple[str, ...] | None:
     """The counter files a reader must read for these metrics (None: every one)."""
     return None if detail else DEFAULT_COUNTERS
+
+
+def build(options: InfinibandOptions, context: Context) -> InfinibandCollector:
+    wanted = counters_read(options.detail)
+    make = context.parts.infiniband or (lambda counters: InfinibandReader(options.sysfs, counters))
+    return InfinibandCollector(make(wanted), options.detail)
+
+
+KIND = Kind(
+    "infiniband",
+    InfinibandOptions,
+    build,
+    "InfiniBand / RoCE ports (collector `infiniband`)",
+    (*DEFAULT_SPECS, *DETAIL_SPECS),
+)

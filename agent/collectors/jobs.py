@@ -15,12 +15,18 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from agent.collectors.base import Context, ViewKind
 from agent.hw import GpuReading, GpuSnapshot
 from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
 from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
+from agent.options import boolean, option, parse_duration, string, whole
+
+if TYPE_CHECKING:
+    from agent.hw.nvml_backend import NvmlBackend
 
 GPU = ("gpu", "uuid")
 JOB_INFO = MetricSpec(
@@ -54,12 +60,13 @@ UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could 
 
 @dataclass(frozen=True)
 class JobsOptions:
-    procfs: str = "/proc"
-    host_root: str = "/"  # where the container runtimes' state is (pod names); "" to skip
-    hpc_job_mapping_dir: str = ""
-    retention_seconds: float = 900.0
-    per_process: bool = False
-    per_process_limit: int = 20
+    enabled: bool = option(True, boolean)
+    procfs: str = option("/proc", string)
+    host_root: str = option("/", string)  # the container runtimes' state (pod names); "" to skip
+    hpc_job_mapping_dir: str = option("", string)
+    retention: float = option(900.0, parse_duration)  # a job's counters after it was last seen
+    per_process: bool = option(False, boolean)
+    per_process_limit: int = option(20, whole(1, 10_000))
 
 
 @dataclass
@@ -72,6 +79,10 @@ class _Usage:
 
 
 class JobAccounting:
+    """The jobs view of the GPU collector's reading (`collector="jobs"`)."""
+
+    name = "jobs"
+
     def __init__(
         self,
         options: JobsOptions,
@@ -179,12 +190,15 @@ class JobAccounting:
         expired = [
             k
             for k, seen in self._last_seen.items()
-            if now - seen > self.options.retention_seconds and k != (NONE.scheduler, NONE.job)
+            if now - seen > self.options.retention and k != (NONE.scheduler, NONE.job)
         ]
         for key in expired:
             del self._last_seen[key]
             del self._job_joules[key]
         return [Sample(JOB_ENERGY, key, joules) for key, joules in sorted(self._job_joules.items())]
+
+    def close(self) -> None:
+        pass
 
 
 def split(joules: float, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
@@ -195,3 +209,22 @@ def split(joules: float, weights: dict[tuple[str, str], float]) -> dict[tuple[st
     if total <= 0:
         return {key: joules / len(weights) for key in weights}
     return {key: joules * weight / total for key, weight in weights.items()}
+
+
+def build(options: JobsOptions, context: Context, backend: NvmlBackend) -> JobAccounting:
+    parts = context.parts
+    located = dataclasses.replace(
+        options,
+        procfs=parts.jobs_procfs or options.procfs,
+        host_root=parts.jobs_host_root or options.host_root,
+    )
+    return JobAccounting(located, before_read=parts.before_jobs_read)
+
+
+VIEW = ViewKind(
+    "jobs",
+    "jobs",
+    build,
+    "Jobs (collector `jobs`, `collectors.jobs`)",
+    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, PROCESS_MEMORY),
+)

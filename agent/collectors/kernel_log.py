@@ -14,14 +14,22 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from agent.collectors.base import Context, ViewKind
 from agent.collectors.nvswitch import KMSG_UP, SXID_ERRORS, SxidCounter, kmsg_up_sample
+from agent.hw import GpuSnapshot
 from agent.hw.kernel_log import KernelLogWatcher
 from agent.hw.kernel_xid import SxidLine, XidLine
 from agent.hw.kmsg import KmsgCursor, KmsgFollower, KmsgRecord
 from agent.hw.xid_ledger import XidLedger, worth_logging
 from agent.metrics import MetricSpec, Sample
+from agent.options import boolean, option, string
+
+if TYPE_CHECKING:
+    from agent.hw.nvml_backend import NvmlBackend
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,19 @@ def _is_device(path: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class KmsgOptions:
+    enabled: bool = option(True, boolean)
+    path: str = option("/dev/kmsg", string)  # or a regular file, followed like `tail -f`
+    state_file: str = option("/var/lib/suanli-agent/kmsg-cursor.json", string)  # "": none
+
+
 class KernelLog:
+    """The kernel-log view (`collector="kmsg"`): read by a thread of its own, reported with
+    the GPU collector's cycle."""
+
+    name = "kmsg"
+
     def __init__(
         self,
         path: str,
@@ -73,9 +93,34 @@ class KernelLog:
             return None
         return time.time() - (time.monotonic() - record.ts_usec / 1e6)
 
-    def samples(self) -> list[Sample]:
+    def specs(self) -> Sequence[MetricSpec]:
+        return SPECS
+
+    def samples(self, snapshot: GpuSnapshot | None = None) -> list[Sample]:
         up, _, _ = self.watcher.status()
         return [kmsg_up_sample(up), *self.sxids.samples()]
 
     def close(self) -> None:
         self.watcher.stop()
+
+
+def build(options: KmsgOptions, context: Context, backend: NvmlBackend) -> KernelLog:
+    """The reader, started unless `inline`: the simulator's log while the configured path is
+    the default one, else that file (a log to replay, or the real /dev/kmsg)."""
+    parts = context.parts
+    if parts.kernel_log is None or options.path != KmsgOptions().path:
+        reader = KernelLog(options.path, options.state_file, backend.ledger)
+    else:
+        reader = parts.kernel_log(backend.ledger)
+    if not parts.inline:
+        reader.start()
+    return reader
+
+
+VIEW = ViewKind(
+    "kmsg",
+    "kmsg",
+    build,
+    "Kernel log: XIDs and NVSwitch SXids (collector `kmsg`, `collectors.kmsg`)",
+    SPECS,
+)

@@ -4,9 +4,12 @@ and the platform meter where the host has one."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from agent.collectors.base import Context, Kind
 from agent.hw.rapl import RaplReader, find_power_meter, power_meter_watts
 from agent.metrics import MetricSpec, Sample
+from agent.options import boolean, option, string
 
 CPU_ENERGY = MetricSpec(
     "suanli_cpu_energy_joules_total",
@@ -27,6 +30,12 @@ NODE_POWER = MetricSpec(
     ("source",),
 )
 SOURCE_OF_DOMAIN = {"package": "cpu", "dram": "dram"}
+
+
+@dataclass(frozen=True)
+class PowerOptions:
+    enabled: bool = option(True, boolean)
+    sysfs: str = option("/sys", string)
 
 
 class PowerCollector:
@@ -63,3 +72,18 @@ class PowerCollector:
 
     def close(self) -> None:
         return None
+
+
+def build(options: PowerOptions, context: Context) -> PowerCollector:
+    parts = context.parts
+    rapl = parts.rapl or RaplReader(options.sysfs)
+    return PowerCollector(rapl, parts.power_sysfs or options.sysfs)
+
+
+KIND = Kind(
+    "power",
+    PowerOptions,
+    build,
+    'Power (collector `power`; `source="gpu"` from collector `gpu`)',
+    (CPU_ENERGY, CPU_POWER, NODE_POWER),
+)

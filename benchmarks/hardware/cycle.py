@@ -58,7 +58,7 @@ def call_kind(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def backend(nv: Any) -> Any:
     """An NvmlBackend made as agent.app.gpu_collector makes it, over the default Config."""
-    from agent.app import GPU_DEADLINE_SHARE
+    from agent.collectors.gpu import GPU_DEADLINE_SHARE
     from agent.config import Config
     from agent.hw.nvml import NvmlGateway
     from agent.hw.nvml_backend import BackendOptions, NvmlBackend
