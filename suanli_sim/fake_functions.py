@@ -49,6 +49,7 @@ FUNCTIONS = frozenset(
         "nvmlDeviceGetRemappedRows",
         "nvmlDeviceGetEncoderUtilization",
         "nvmlDeviceGetDecoderUtilization",
+        "nvmlDeviceGetBAR1MemoryInfo",
         "nvmlDeviceGetTotalEccErrors",
         "nvmlDeviceGetNvLinkState",
         "nvmlDeviceGetGpuFabricInfo",

@@ -27,6 +27,18 @@ from suanli_sim.fake_mig_api import MigApi
 from suanli_sim.fake_process_api import ProcessApi
 
 P = pynvml
+MIB = 1024 * 1024
+# nvidia-smi -q "BAR1 Memory Usage / Total", MiB: H100-SXM5-80GB-x8__565.57.01, H800-SXM5-80GB__
+# 525.105.17, h200/nvidia-smi-q__H200-141GB__580.159.04, A100-SXM4-80GB-x4__555.42.02,
+# L40S__550.127.05, RTX-4090-x8__550.127.05 (256 MiB: GeForce without resizable BAR)
+BAR1_TOTAL_MIB = {
+    "H100-SXM5-80GB": 131072,
+    "H800-SXM5-80GB": 131072,
+    "H200-SXM-141GB": 262144,
+    "A100-SXM4-80GB": 131072,
+    "L40S": 65536,
+    "RTX-4090": 256,
+}
 
 __all__ = ["FakeEventData", "FakeHandle", "FakeMigHandle", "FakeNvml"]
 
@@ -215,6 +227,17 @@ class FakeNvml(EventsApi, GpmApi, MigApi, ProcessApi):
         if handle.spec.mig:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
         return [0, ENCODER_SAMPLING_US]
+
+    @device
+    def nvmlDeviceGetBAR1MemoryInfo(self, handle: FakeGpu) -> Any:
+        """Used is the framebuffer in use + 1 MiB, as in the H100, H200 and L40S load captures
+        (19818 -> 19819, 32362 -> 32363 MiB); a model with no captured BAR1 answers
+        NOT_SUPPORTED."""
+        total = BAR1_TOTAL_MIB.get(handle.model.key)
+        if total is None:
+            fail(P.NVML_ERROR_NOT_SUPPORTED)
+        used = min(total, handle.memory_used_mib(self.now()) + 1)
+        return P.c_nvmlBAR1Memory_t(total * MIB, (total - used) * MIB, used * MIB)
 
     # --- PCIe and reliability -------------------------------------------------------------
     @device

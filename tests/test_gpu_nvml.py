@@ -34,6 +34,8 @@ DEFAULT_FAMILIES = {
     "suanli_gpu_nvlink_errors_total",
 }
 DETAIL_FAMILIES = {
+    "suanli_gpu_bar1_used_bytes",
+    "suanli_gpu_bar1_total_bytes",
     "suanli_gpu_encoder_utilization_ratio",  # video engines: idle in training and LLM serving
     "suanli_gpu_decoder_utilization_ratio",
     "suanli_gpu_temperature_threshold_celsius",
@@ -79,6 +81,18 @@ def test_h100_values_are_plausible_and_in_base_units() -> None:
         assert 20.0 < keyed(series, "suanli_gpu_temperature_celsius")[gpu]["gpu"] < 95.0
     links = keyed(series, "suanli_gpu_nvlink_links")["0"]
     assert links == {"up": 18.0, "down": 0.0}
+
+
+def test_bar1_window_is_the_captured_size_and_follows_the_framebuffer_in_use() -> None:
+    """nvidia-smi -q of an H100 SXM5 (565.57.01, 590.48.01): BAR1 Total 131072 MiB; Used 1 MiB
+    idle and 19819 MiB with 19818 MiB of framebuffer in use: used = framebuffer used + 1 MiB."""
+    series = node("h100-8", detail=True).at(300.0)
+    fb_used = by_gpu(series, "suanli_gpu_memory_used_bytes")
+    for gpu, used in by_gpu(series, "suanli_gpu_bar1_used_bytes").items():
+        assert by_gpu(series, "suanli_gpu_bar1_total_bytes")[gpu] == 131072 * 2**20
+        assert used == fb_used[gpu] + 2**20
+    # H20 was never captured: no BAR1 size to show, so the family is absent, not 0
+    assert by_gpu(node("h20-8", detail=True).at(60.0), "suanli_gpu_bar1_total_bytes") == {}
 
 
 def test_no_fan_on_sxm_boards_absent_not_zero() -> None:

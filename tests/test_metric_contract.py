@@ -90,6 +90,8 @@ ADDITIONS = {
     "suanli_gpu_unresponsive_seconds": "how long a GPU has not answered, and why (issue 15)",
     "suanli_gpu_fabric_info": "NVSwitch fabric state, status and clique per GPU (issue 15)",
     "suanli_kmsg_up": "whether the kernel log is being read for XIDs and SXids (issue 15)",
+    "suanli_gpu_bar1_used_bytes": "BAR1 in use: GPUDirect RDMA registrations fail when full",
+    "suanli_gpu_bar1_total_bytes": "the size of the BAR1 window (docs/adding-a-metric.md)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.

@@ -26,6 +26,11 @@ def _one(get: Callable[[GpuReading], float | None]) -> Callable[[GpuReading], Va
     return lambda r: [((), get(r))]
 
 
+def value(key: str) -> Callable[[GpuReading], Values]:
+    """A value `agent.hw.nvml_simple.SIMPLE_READS` reads, by its key (absent when NVML has none)."""
+    return lambda r: [((), r.values.get(key))]
+
+
 def _keyed(get: Callable[[GpuReading], dict[str, float]]) -> Callable[[GpuReading], Values]:
     return lambda r: [((key,), value) for key, value in get(r).items()]
 
@@ -263,6 +268,18 @@ FAMILIES: tuple[GpuFamily, ...] = (
             detail=True,
         ),
         _one(lambda r: r.decoder_utilization_ratio),
+    ),
+    GpuFamily(
+        _gauge(
+            "bar1_used_bytes",
+            "BAR1 memory in use: the window peers and NICs (GPUDirect RDMA) reach GPU memory by.",
+            detail=True,
+        ),
+        value("bar1_used_bytes"),
+    ),
+    GpuFamily(
+        _gauge("bar1_total_bytes", "Size of the BAR1 window.", detail=True),
+        value("bar1_total_bytes"),
     ),
 )
 

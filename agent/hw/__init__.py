@@ -49,6 +49,7 @@ class GpuReading:
     memory_used_bytes: float | None = None
     memory_total_bytes: float | None = None
     memory_reserved_bytes: float | None = None
+    values: dict[str, float] = field(default_factory=dict)  # `nvml_simple.SIMPLE_READS`, by key
     power_watts: float | None = None
     power_limit_enforced_watts: float | None = None
     energy_joules: float | None = None

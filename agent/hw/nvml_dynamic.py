@@ -14,6 +14,7 @@ from agent.hw.nvml import (
     NvmlGateway,
 )
 from agent.hw.nvml_fields import read_fields
+from agent.hw.nvml_simple import SIMPLE_READS
 from agent.hw.nvml_static import MHZ
 
 PERCENT = 100.0
@@ -54,9 +55,17 @@ def read_gpu(gw: NvmlGateway, device: GpuDevice, handle: Any) -> GpuReading:
     _thermal_and_clocks(r, out)
     read_fields(gw, device, handle, out)  # before PCIe: its byte counters spare a 20 ms sample
     _pcie_and_reliability(r, out)
+    _simple(r, out)
     if r.answered == 0 and r.failed > 0:
         out = GpuReading(device=device, up=False)
     return out
+
+
+def _simple(r: _Reader, out: GpuReading) -> None:
+    for read in SIMPLE_READS:
+        answer = r.get(read.function, *read.args)
+        if answer is not None:
+            out.values.update((key, convert(answer)) for key, convert in read.values.items())
 
 
 def _utilisation_and_memory(r: _Reader, out: GpuReading) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana.generator.board import dashboard
 from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
 from grafana.generator.node_infiniband import infiniband_panels
+from grafana.generator.node_other import uncharted_panels
 from grafana.generator.panels import (
     NODE_UID,
     Json,
@@ -318,10 +319,11 @@ def mig_panels() -> list[Json]:
 
 
 def build() -> Json:
+    gpu = [*info_tables(), *gpu_panels()]
     panels = [
         *overview_stats(),
-        *info_tables(),
-        *gpu_panels(),
+        *gpu,
+        *uncharted_panels(gpu),
         *mig_panels(),
         *job_panels(),
         *host_panels(),
