@@ -1,38 +1,47 @@
-"""GPU model facts for the fake NVML, read from real captures, and the NVML surface it offers.
+"""GPU model facts for the fake NVML, loaded from `gpu_models.yaml`, and the NVML surface it offers.
 
-Every value comes from `/work/shared/reference/nvidia-smi*/` (file named in the comment) unless a
-comment says otherwise. Absolute temperature thresholds are printed only by some drivers; where a
-capture shows only the relative "T.Limit" rows they are derived as
-`gpu_max = current temp + T.Limit margin`, `slowdown/shutdown = gpu_max - <its T.Limit row>`.
+Every value is named in the data file and says where it comes from: the real captures it was read
+from (checked by tests/test_fake_models_vs_captures.py) or, where no capture of the model shows
+it, a written source. The loader is strict: each model names every field exactly once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
 
 from suanli_sim.binding import pynvml
 from suanli_sim.fake_functions import FUNCTIONS, KNOWN_SYMBOLS, MEMORY_V2_SYMBOL, SYMBOLS
 
 __all__ = [
+    "DATA",
     "FUNCTIONS",
     "KNOWN_SYMBOLS",
     "MEMORY_V2_SYMBOL",
     "MIB",
     "MODELS",
+    "ORIGINS",
     "RECOVERY_ACTIONS",
     "SYMBOLS",
     "Clocks",
     "GpuModel",
+    "Origin",
     "Thresholds",
+    "load_models",
     "model_names",
 ]
 
 MIB = 1024 * 1024
-
-# HGX 8-GPU board bus layout of H100-SXM5-80GB-x8__565.57.01__gls.txt, used for every SXM model
-HGX_BUS_IDS = (0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB)
-# PCIe card layout of RTX-4090-x8__550.127.05__gls.txt, used for every PCIe model
-PCIE_BUS_IDS = (0x01, 0x25, 0x41, 0x61, 0x81, 0xA1, 0xC1, 0xE1)
+DATA = Path(__file__).with_name("gpu_models.yaml")
+NA = "N/A"  # as nvidia-smi prints a value NVML answers NOT_SUPPORTED for
+ARCHITECTURES = {  # "Product Architecture" as nvidia-smi prints it
+    "Ampere": pynvml.NVML_DEVICE_ARCH_AMPERE,
+    "Ada Lovelace": pynvml.NVML_DEVICE_ARCH_ADA,
+    "Hopper": pynvml.NVML_DEVICE_ARCH_HOPPER,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,35 @@ class Thresholds:
     memory_max: int | None
 
 
+class PowerLimits(NamedTuple):
+    """Default, minimum and maximum power limit in W."""
+
+    default: int
+    min: int
+    max: int
+
+
+class PStates(NamedTuple):
+    idle: int
+    busy: int
+
+
+class Pcie(NamedTuple):
+    max_generation: int
+    max_width: int
+    idle_generation: int  # Ada cards drop to Gen1 at idle
+
+
+class Temps(NamedTuple):
+    """GPU and memory temperature (C) at idle and at the load capture's power; memory 0 where
+    the model has no memory temperature (never read)."""
+
+    gpu_idle: int
+    gpu_load: int
+    memory_idle: int
+    memory_load: int
+
+
 @dataclass(frozen=True)
 class GpuModel:
     """One GPU model: identity, limits, idle/load behaviour and which queries it supports."""
@@ -68,212 +106,182 @@ class GpuModel:
     vbios: str
     memory_total_mib: int
     memory_reserved_mib: int
-    power_w: tuple[int, int, int]  # default, min, max limit
+    power_w: PowerLimits
     max_clocks: Clocks
     idle_clocks: Clocks
     busy_clocks: Clocks
-    pstates: tuple[int, int]  # idle, busy
-    pcie: tuple[int, int, int]  # max generation, max width, generation when idle
+    pstates: PStates
+    pcie: Pcie
     nvlink_links: int
     thresholds: Thresholds
     idle_power_w: float
-    temps_c: tuple[int, int, int, int]  # gpu idle, gpu at load_ref_w, memory idle, memory load
-    load_ref_w: float
-    bus_ids: tuple[int, ...] = HGX_BUS_IDS
-    fan: bool = False
-    mig_capable: bool = True
-    ecc: bool = True
-    memory_temp: bool = True
-    serial: bool = True
-    retired_pages: bool = False  # "Retired Pages: N/A" in every capture of these models
-    mig_idle_used_mib: int = 59  # H100-SXM5-80GB-MIG idle capture
+    temps_c: Temps
+    load_ref_w: float  # the power of the load capture, where temps_c's load values were read
+    bus_ids: tuple[int, ...]
+    fan: bool
+    mig_capable: bool
+    ecc: bool
+    memory_temp: bool
+    serial: bool
+    retired_pages: bool
+    mig_idle_used_mib: int  # whole GPU in MIG mode, instances idle; 0 if not MIG-capable
 
 
-_HOPPER = pynvml.NVML_DEVICE_ARCH_HOPPER
-_HOPPER_MAX = Clocks(1980, 1980, 2619, 1545)  # "Max Clocks", H100 captures
-_HOPPER_IDLE = Clocks(345, 345, 2619, 765)  # idle P0 clocks, H100/H800/H200 captures
-_HOPPER_T = Thresholds(95, 89, 87, 95)  # derived from T.Limit (see module doc); memory: H800's
+@dataclass(frozen=True)
+class Origin:
+    """Where a group of values comes from: this model's captures (paths under
+    ../shared/reference/), or a written source and the other models' captures it stands in."""
 
-MODELS: dict[str, GpuModel] = {
-    # H100-SXM5-80GB-x8__565.57.01__gls.txt (idle) and H100-SXM5-80GB__590.48.01 idle/load
-    "H100-SXM5-80GB": GpuModel(
-        "H100-SXM5-80GB",
-        "NVIDIA H100 80GB HBM3",
-        _HOPPER,
-        (9, 0),
-        0x233010DE,
-        0x16C110DE,
-        "96.00.74.00.01",
-        81559,
-        454,
-        (700, 200, 700),
-        _HOPPER_MAX,
-        _HOPPER_IDLE,
-        _HOPPER_MAX,
-        (0, 0),
-        (5, 16, 5),
-        18,
-        _HOPPER_T,
-        85.0,
-        (30, 64, 37, 58),
-        632.0,
-    ),
-    # H800-SXM5-80GB__525.105.17__llmaction.txt: absolute thresholds printed; ECC disabled there
-    # (an operator setting; a scenario can set `ecc: true`). Load temps: not captured, H100's.
-    "H800-SXM5-80GB": GpuModel(
-        "H800-SXM5-80GB",
-        "NVIDIA H800",
-        _HOPPER,
-        (9, 0),
-        0x232410DE,
-        0x17A610DE,
-        "96.00.51.00.0E",
-        81559,
-        516,
-        (700, 200, 700),
-        _HOPPER_MAX,
-        _HOPPER_IDLE,
-        _HOPPER_MAX,
-        (0, 0),
-        (5, 16, 5),
-        8,
-        Thresholds(92, 89, 87, 95),
-        74.7,
-        (35, 64, 44, 58),
-        632.0,
-        ecc=False,
-    ),
-    # H20: NOT CAPTURED. Name/PCI id from NVIDIA mig-parted's device filter (0x232910DE "H20");
-    # 96 GB HBM3 and 400 W from gpu-models.md Table B [S12]; FB total/reserved from the 96 GB
-    # GH200 capture; clocks, thresholds, idle/load behaviour and vbios assumed equal to H100.
-    "H20-96GB": GpuModel(
-        "H20-96GB",
-        "NVIDIA H20",
-        _HOPPER,
-        (9, 0),
-        0x232910DE,
-        0x0,
-        "96.00.00.00.00",
-        97871,
-        1103,
-        (400, 200, 400),
-        _HOPPER_MAX,
-        _HOPPER_IDLE,
-        _HOPPER_MAX,
-        (0, 0),
-        (5, 16, 5),
-        18,
-        _HOPPER_T,
-        70.0,
-        (30, 60, 37, 55),
-        380.0,
-    ),
-    # H200-SXM-141GB__590.48.01__nvgpuexp-{idle,load}.txt
-    "H200-SXM-141GB": GpuModel(
-        "H200-SXM-141GB",
-        "NVIDIA H200",
-        _HOPPER,
-        (9, 0),
-        0x233510DE,
-        0x18BE10DE,
-        "96.00.A5.00.03",
-        143771,
-        614,
-        (700, 200, 700),
-        Clocks(1980, 1980, 3201, 1545),
-        Clocks(345, 345, 3201, 765),
-        Clocks(1980, 1980, 3201, 1545),
-        (0, 0),
-        (5, 16, 5),
-        18,
-        _HOPPER_T,
-        77.7,
-        (28, 52, 32, 41),
-        626.0,
-    ),
-    # A100-SXM4-80GB-x4__555.42.02__gls.txt (absolute thresholds, idle) and -MIG 535 xml.
-    # Load temps: not captured (assumed). NVLink 12 links: datasheet [S14], not captured.
-    "A100-SXM4-80GB": GpuModel(
-        "A100-SXM4-80GB",
-        "NVIDIA A100-SXM4-80GB",
-        pynvml.NVML_DEVICE_ARCH_AMPERE,
-        (8, 0),
-        0x20B210DE,
-        0x147F10DE,
-        "92.00.9E.00.02",
-        81920,
-        763,
-        (500, 100, 500),
-        Clocks(1410, 1410, 1593, 1290),
-        Clocks(210, 210, 1593, 585),
-        Clocks(1410, 1410, 1593, 1290),
-        (0, 0),
-        (4, 16, 4),
-        12,
-        Thresholds(92, 89, 85, 95),
-        59.8,
-        (25, 60, 43, 60),
-        400.0,
-        mig_idle_used_mib=50,
-    ),
-    # L40S__550.127.05__gls.txt (idle: P8, Gen1) and L40S__595.80 load (P0, 2520 MHz, 183 W 64 C)
-    "L40S": GpuModel(
-        "L40S",
-        "NVIDIA L40S",
-        pynvml.NVML_DEVICE_ARCH_ADA,
-        (8, 9),
-        0x26B910DE,
-        0x185110DE,
-        "95.02.66.00.02",
-        46068,
-        479,
-        (350, 100, 350),
-        Clocks(2520, 2520, 9001, 1965),
-        Clocks(210, 210, 405, 1185),
-        Clocks(2520, 2520, 9001, 1965),
-        (8, 0),
-        (4, 16, 1),
-        0,
-        Thresholds(92, 89, 87, None),
-        33.4,
-        (30, 64, 0, 0),
-        183.0,
-        bus_ids=PCIE_BUS_IDS,
-        mig_capable=False,
-        memory_temp=False,
-    ),
-    # RTX-4090-x8__550.127.05__gls.txt (idle P8 Gen1, fan 0 %, serial N/A, ECC disabled).
-    # Busy P2 and clocks from RTX-4080-SUPER load capture (same Ada GeForce); load temp assumed.
-    "RTX-4090": GpuModel(
-        "RTX-4090",
-        "NVIDIA GeForce RTX 4090",
-        pynvml.NVML_DEVICE_ARCH_ADA,
-        (8, 9),
-        0x268410DE,
-        0xF29710B0,
-        "95.02.3C.00.EB",
-        24564,
-        354,
-        (450, 150, 450),
-        Clocks(3105, 3105, 10501, 2415),
-        Clocks(210, 210, 405, 1185),
-        Clocks(2805, 2805, 10251, 2145),
-        (8, 2),
-        (4, 16, 1),
-        0,
-        Thresholds(91, 86, 84, None),
-        20.0,
-        (28, 66, 0, 0),
-        400.0,
-        bus_ids=PCIE_BUS_IDS,
-        fan=True,
-        mig_capable=False,
-        ecc=False,
-        memory_temp=False,
-        serial=False,
-    ),
+    captures: tuple[str, ...]
+    source: str | None
+    stand_in: tuple[str, ...]
+
+
+# Every field of a model in the data file, and its type there
+FIELDS: dict[str, Any] = {
+    "name": str,
+    "architecture": str,
+    "compute_capability": str,
+    "pci_device_id": int,
+    "pci_subsystem_id": int,
+    "vbios": str,
+    "memory_total_mib": int,
+    "memory_reserved_mib": int,
+    "power_default_w": int,
+    "power_min_w": int,
+    "power_max_w": int,
+    "max_clocks_mhz": dict,
+    "idle_clocks_mhz": dict,
+    "busy_clocks_mhz": dict,
+    "pstate_idle": int,
+    "pstate_busy": int,
+    "pcie_max_generation": int,
+    "pcie_max_width": int,
+    "pcie_idle_generation": int,
+    "nvlink_links": int,
+    "shutdown_c": int,
+    "slowdown_c": int,
+    "gpu_max_c": int,
+    "memory_max_c": (int, str),
+    "idle_power_w": (int, float),
+    "idle_temp_c": int,
+    "idle_memory_temp_c": (int, str),
+    "load_power_w": (int, float),
+    "load_temp_c": int,
+    "load_memory_temp_c": (int, str),
+    "bus_ids": list,
+    "fan": bool,
+    "mig_capable": bool,
+    "ecc": bool,
+    "memory_temp": bool,
+    "serial": bool,
+    "retired_pages": bool,
+    "mig_idle_used_mib": int,
 }
+_ORIGIN_KEYS = {"capture", "source", "stand_in"}
 
+
+def _origin(group: dict[str, Any], where: str) -> Origin:
+    captures, source, stand_in = group.get("capture"), group.get("source"), group.get("stand_in")
+    if (captures is None) == (source is None):
+        raise ValueError(f"{where}: needs either capture or source")
+    if stand_in is not None and source is None:
+        raise ValueError(f"{where}: stand_in goes with a source")
+    for name, paths in (("capture", captures), ("stand_in", stand_in)):
+        if paths is not None and (not isinstance(paths, list) or not paths):
+            raise ValueError(f"{where}.{name}: expected a list of capture paths")
+    return Origin(tuple(captures or ()), source, tuple(stand_in or ()))
+
+
+def _gather(key: str, groups: Any) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """The values of one model's groups, each field once, and each field's origin."""
+    if not isinstance(groups, list):
+        raise ValueError(f"{key}: expected a list of groups")
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for index, group in enumerate(groups):
+        where = f"{key}[{index}]"
+        origin = _origin(group, where)
+        for field, value in group.items():
+            if field in _ORIGIN_KEYS:
+                continue
+            if field not in FIELDS:
+                raise ValueError(f"{where}.{field}: unknown field")
+            if field in values:
+                raise ValueError(f"{where}.{field}: given twice")
+            kind = FIELDS[field]
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise ValueError(f"{where}.{field}: unexpected value {value!r}")
+            values[field], origins[field] = value, origin
+    required = set(FIELDS) - ({"mig_idle_used_mib"} if not values.get("mig_capable") else set())
+    missing = sorted(required - set(values))
+    if missing:
+        raise ValueError(f"{key}: missing " + ", ".join(missing))
+    return values, origins
+
+
+def _celsius(value: int | str) -> int | None:
+    return None if value == NA else int(value)
+
+
+def _model(key: str, v: dict[str, Any]) -> GpuModel:
+    major, minor = v["compute_capability"].split(".")
+    return GpuModel(
+        key=key,
+        name=v["name"],
+        architecture=ARCHITECTURES[v["architecture"]],
+        compute_capability=(int(major), int(minor)),
+        pci_device_id=v["pci_device_id"],
+        pci_subsystem_id=v["pci_subsystem_id"],
+        vbios=v["vbios"],
+        memory_total_mib=v["memory_total_mib"],
+        memory_reserved_mib=v["memory_reserved_mib"],
+        power_w=PowerLimits(v["power_default_w"], v["power_min_w"], v["power_max_w"]),
+        max_clocks=Clocks(**v["max_clocks_mhz"]),
+        idle_clocks=Clocks(**v["idle_clocks_mhz"]),
+        busy_clocks=Clocks(**v["busy_clocks_mhz"]),
+        pstates=PStates(v["pstate_idle"], v["pstate_busy"]),
+        pcie=Pcie(v["pcie_max_generation"], v["pcie_max_width"], v["pcie_idle_generation"]),
+        nvlink_links=v["nvlink_links"],
+        thresholds=Thresholds(
+            v["shutdown_c"], v["slowdown_c"], v["gpu_max_c"], _celsius(v["memory_max_c"])
+        ),
+        idle_power_w=float(v["idle_power_w"]),
+        temps_c=Temps(
+            v["idle_temp_c"],
+            v["load_temp_c"],
+            _celsius(v["idle_memory_temp_c"]) or 0,
+            _celsius(v["load_memory_temp_c"]) or 0,
+        ),
+        load_ref_w=float(v["load_power_w"]),
+        bus_ids=tuple(v["bus_ids"]),
+        fan=v["fan"],
+        mig_capable=v["mig_capable"],
+        ecc=v["ecc"],
+        memory_temp=v["memory_temp"],
+        serial=v["serial"],
+        retired_pages=v["retired_pages"],
+        mig_idle_used_mib=v.get("mig_idle_used_mib", 0),
+    )
+
+
+def load_models(text: str) -> tuple[dict[str, GpuModel], dict[str, dict[str, Origin]]]:
+    """The models of a data file's text, and where each of their fields comes from."""
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError("expected a mapping of model names")
+    models: dict[str, GpuModel] = {}
+    origins: dict[str, dict[str, Origin]] = {}
+    for key, groups in data.items():
+        values, origins[key] = _gather(key, groups)
+        try:
+            models[key] = _model(key, values)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{key}: {err}") from err
+    return models, origins
+
+
+MODELS, ORIGINS = load_models(DATA.read_text(encoding="utf-8"))
 
 RECOVERY_ACTIONS = {
     "none": pynvml.NVML_GPU_RECOVERY_ACTION_NONE,

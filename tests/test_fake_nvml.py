@@ -184,19 +184,28 @@ def test_static_facts_come_from_the_captures() -> None:
 
 
 def test_training_on_h100_runs_hot_and_near_the_limit() -> None:
+    """Against the load captures: an H100 under gpu-burn drew 629.45 W at 59 C, memory 55 C
+    (H100-SXM5-80GB__590.48.01__nvgpuexp-load.txt); a real H200 under a sustained GEMM sat at its
+    700 W limit, 692 W (../shared/reference/h200/README.md). Idle H100s of the 8-GPU capture read
+    28-31 C: GPUs of one board differ by a few degrees, hence +-3 C."""
     nv, clock = started("h100-8")
     h = nv.nvmlDeviceGetHandleByIndex(0)
     powers, temps, capped = [], [], 0
+    near_capture: list[tuple[int, int]] = []  # (GPU, memory) C within 10 W of 629.45 W
     for t in range(0, 580):
         clock.t = float(t)
         powers.append(nv.nvmlDeviceGetPowerUsage(h) / 1000)
         temps.append(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+        if abs(powers[-1] - 629.45) <= 10:
+            near_capture.append((temps[-1], field(nv, h, nv.NVML_FI_DEV_MEMORY_TEMP)[1]))
         reasons = nv.nvmlDeviceGetCurrentClocksEventReasons(h)
         if reasons & nv.nvmlClocksEventReasonSwPowerCap:
             capped += 1
             assert nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM) < 1980
-    assert 600 <= sum(powers) / len(powers) <= 690 and max(powers) <= 700
-    assert min(temps) >= 60 and max(temps) <= 75
+    assert 600 <= sum(powers) / len(powers) <= 692 and max(powers) <= 700
+    assert len(near_capture) > 50
+    assert all(56 <= gpu <= 62 and 52 <= memory <= 58 for gpu, memory in near_capture)
+    assert max(temps) < 89, "training does not reach the slowdown threshold (H100 capture: 89 C)"
     assert 0 < capped < len(powers) / 2, "software power capping is occasional"
     violation = nv.nvmlDeviceGetViolationStatus(h, nv.NVML_PERF_POLICY_POWER)
     assert isinstance(violation, P.c_nvmlViolationTime_t)
@@ -303,7 +312,8 @@ def test_geforce_lacks_ecc_serial_mig_and_memory_temperature() -> None:
         with pytest.raises(P.NVMLError_NotSupported):
             call()
     assert nv.nvmlDeviceGetRemappedRows(h) == (0, 0, 0, 0)  # captured: rows, not pages
-    assert nv.nvmlDeviceGetTemperatureThreshold(h, nv.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN) == 86
+    # the 8-card capture's middle card: 26 C + T.Limit 57 C = 83 C max, slowdown 83 - (-2) = 85
+    assert nv.nvmlDeviceGetTemperatureThreshold(h, nv.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN) == 85
     assert field(nv, h, nv.NVML_FI_DEV_MEMORY_TEMP) == (nv.NVML_ERROR_NOT_SUPPORTED, -1)
     assert field(nv, h, nv.NVML_FI_DEV_ECC_DBE_AGG_TOTAL) == (nv.NVML_ERROR_NOT_SUPPORTED, -1)
     assert field(nv, h, nv.NVML_FI_DEV_NVLINK_LINK_COUNT) == (nv.NVML_ERROR_NOT_SUPPORTED, -1)
