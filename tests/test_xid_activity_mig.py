@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from agent.hw.nvml import GPM_METRICS
 from suanli_sim.binding import pynvml
-from tests.gpu_helpers import Series, by_gpu, keyed, node
+from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.fake_scenario import load_scenario
+from tests.gpu_helpers import Series, SimClock, by_gpu, keyed, node
 
 
 def xids(series: Series) -> dict[tuple[str, str], float]:
@@ -107,31 +110,61 @@ faults:
     assert xids(gpus.at(60.0)) == {("0", "79"): 1.0, ("1", "48"): 1.0}
 
 
-GPM_NAMES = {
-    "sm_active": "sm_util",
-    "sm_occupancy": "sm_occupancy",
-    "tensor_active": "any_tensor_util",
-    "dram_active": "dram_bw_util",
-    "graphics_engine_active": "graphics_util",
+GPM_IDS = {  # the agent's ratio -> the NVML GPM metric it comes from
+    "sm_active": pynvml.NVML_GPM_METRIC_SM_UTIL,
+    "sm_occupancy": pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
+    "tensor_active": pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL,
+    "dram_active": pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL,
+    "graphics_engine_active": pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL,
+    "fp64": pynvml.NVML_GPM_METRIC_FP64_UTIL,
+    "fp32": pynvml.NVML_GPM_METRIC_FP32_UTIL,
+    "fp16": pynvml.NVML_GPM_METRIC_FP16_UTIL,
 }
 
 
+def nvml_gpm_percent(
+    scenario: str, gpu: int, t1: float, t2: float, gi: int | None = None
+) -> dict[str, float]:
+    """What NVML answers (percent) for GPM samples at t1 and t2, read by this test through the
+    pynvml calls on its own fake NVML of the same scenario; not through the agent."""
+    clock = SimClock(t1)
+    nv = FakeNvml(load_scenario(scenario), clock=clock)
+    nv.nvmlInit()
+    handle = nv.nvmlDeviceGetHandleByIndex(gpu)
+
+    def take() -> Any:
+        if gi is None:
+            return nv.nvmlGpmSampleGet(handle, nv.nvmlGpmSampleAlloc())
+        return nv.nvmlGpmMigSampleGet(handle, gi, nv.nvmlGpmSampleAlloc())
+
+    request = pynvml.c_nvmlGpmMetricsGet_t()
+    request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+    request.numMetrics = len(GPM_IDS)
+    request.sample1 = take()
+    clock.t = t2
+    request.sample2 = take()
+    for slot, metric in enumerate(GPM_IDS.values()):
+        request.metrics[slot].metricId = metric
+    answer = nv.nvmlGpmMetricsGet(request)
+    return {name: answer.metrics[i].value for i, name in enumerate(GPM_IDS)}
+
+
 @pytest.mark.parametrize("scenario", ["h100-8", "h800-8", "h20-8"])
-def test_gpm_activity_matches_the_workload_within_1_percent(scenario: str) -> None:
+def test_gpm_activity_is_nvml_s_percentage_as_a_ratio(scenario: str) -> None:
+    """NVML answers GPM metrics in percent; the agent exports ratios: ours = NVML's / 100."""
     gpus = node(scenario, xid_events=False)
     gpus.at(100.0)
     series = gpus.at(105.0)
-    for ours, fakes in GPM_NAMES.items():
-        values = by_gpu(series, f"suanli_gpu_{ours}_ratio")
-        assert len(values) == 8
-        for gpu, value in values.items():
-            truth = gpus.fake.expected_activity(int(gpu), fakes, 100.0, 105.0)
-            assert value == pytest.approx(truth, abs=0.01), (ours, gpu)
-    pipes = keyed(series, "suanli_gpu_pipe_active_ratio")["0"]
-    assert set(pipes) == {"fp64", "fp32", "fp16"}
-    assert pipes["fp16"] == pytest.approx(
-        gpus.fake.expected_activity(0, "fp16_util", 100, 105), abs=0.01
-    )
+    for gpu in range(8):
+        nvml = nvml_gpm_percent(scenario, gpu, 100.0, 105.0)
+        for ours in ("sm_active", "sm_occupancy", "tensor_active", "dram_active"):
+            value = by_gpu(series, f"suanli_gpu_{ours}_ratio")[str(gpu)]
+            assert value == pytest.approx(nvml[ours] / 100, abs=1e-9), (ours, gpu)
+        graphics = by_gpu(series, "suanli_gpu_graphics_engine_active_ratio")[str(gpu)]
+        assert graphics == pytest.approx(nvml["graphics_engine_active"] / 100, abs=1e-9)
+        pipes = keyed(series, "suanli_gpu_pipe_active_ratio")[str(gpu)]
+        assert pipes == pytest.approx({p: nvml[p] / 100 for p in ("fp64", "fp32", "fp16")})
+    assert 0 < by_gpu(series, "suanli_gpu_sm_active_ratio")["0"] <= 1
 
 
 def test_training_on_h100_shows_real_work_below_what_utilization_claims() -> None:
@@ -196,9 +229,9 @@ def test_mig_activity_matches_each_instance_workload() -> None:
     gpus.at(50.0)
     series = gpus.at(60.0)
     sm = mig_series(series, "suanli_mig_sm_active_ratio")
-    for (gpu, gi, _ci), value in sm.items():
-        truth = gpus.fake.expected_activity(int(gpu), "sm_util", 50.0, 60.0, int(gi))
-        assert value == pytest.approx(truth, abs=0.01)
+    for (gpu, gi, _ci), value in sm.items():  # NVML's percent for that instance, as a ratio
+        nvml = nvml_gpm_percent("h100-mig", int(gpu), 50.0, 60.0, int(gi))
+        assert value == pytest.approx(nvml["sm_active"] / 100, abs=1e-9)
     idle = [v for (gpu, _gi, _ci), v in sm.items() if gpu == "3"]
     assert min(idle) == 0.0 < max(idle), "GPU 3: a training 4g.40gb beside an idle 3g.40gb"
 
