@@ -83,7 +83,9 @@ def build_fake(scenario: str, detail: bool = False, interval: str = "1s") -> tup
     fake = FakeNvml(load_scenario(scenario))
     root = Path(tempfile.mkdtemp(prefix="suanli-bench-host-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return build(config, parts=simulated_parts(fake, root)), fake
+    # The Python stand-in for pynvml: the C ABI's callbacks would add the simulator's own
+    # marshalling to the agent's cost being measured.
+    return build(config, parts=simulated_parts(fake, root, c_abi=False)), fake
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from agent.hw.rapl import RaplReader
 from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
 from agent.parts import Parts
+from suanli_sim.cabi.nvml import CAbiNvml
 from suanli_sim.fake_infiniband import FakeInfinibandReader
 from suanli_sim.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from suanli_sim.fake_nvml import FakeNvml
@@ -41,9 +42,12 @@ def simulated_parts(
     inline: bool = False,
     host_reader: HostReader | None = None,
     rapl: tuple[RaplReader, str] | None = None,
+    c_abi: bool = True,
 ) -> Parts:
     """The parts of the node `fake` simulates, its files written under `root`. `rapl`: a
-    simulated RAPL reader and the sysfs path to look for a power meter in."""
+    simulated RAPL reader and the sysfs path to look for a power meter in. `c_abi`: the agent
+    reads NVML through NVIDIA's pynvml and the fake C library (`suanli_sim.cabi`); False hands
+    it the fake's Python stand-in for pynvml (the fleet simulator: thousands of GPUs)."""
     scenario = fake.scenario
     root.mkdir(parents=True, exist_ok=True)
     write_runtime_state(scenario, root)
@@ -62,7 +66,7 @@ def simulated_parts(
         return log_class(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
 
     return Parts(
-        nvml=fake,
+        nvml=CAbiNvml(fake) if c_abi else fake,
         host_reader=host_reader,
         rapl=rapl[0] if rapl else None,
         power_sysfs=rapl[1] if rapl else None,

@@ -29,6 +29,8 @@ from typing import IO, Any
 
 import pytest
 
+from suanli_sim.cabi import violations
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_DIR = REPO_ROOT / "suanli_sim" / "scenarios"
 LOOPBACK = "127.0.0.1"
@@ -43,6 +45,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the golden files from the current output instead of comparing with them",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _abi_violations_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where agent subprocesses record calls that break nvml.h (they inherit the variable)."""
+    path = tmp_path_factory.mktemp("abi") / "violations.txt"
+    path.touch()
+    before = os.environ.get(violations.ENV)
+    os.environ[violations.ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(violations.ENV, None)
+    else:
+        os.environ[violations.ENV] = before
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_abi_violation(_abi_violations_file: Path) -> Iterator[None]:
+    """Fail a test during which any call broke nvml.h's C interface (in this process, or in
+    an agent it started): on a real driver such a call crashes the process or corrupts it."""
+    violations.take()
+    _abi_violations_file.write_text("")
+    yield
+    found = [str(v) for v in violations.take()]
+    found += _abi_violations_file.read_text().splitlines()
+    _abi_violations_file.write_text("")
+    if found:
+        pytest.fail(
+            "calls that break NVML's C interface (nvml.h) were made:\n  " + "\n  ".join(found),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

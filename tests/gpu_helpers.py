@@ -15,6 +15,7 @@ from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
+from suanli_sim.cabi.nvml import CAbiNvml
 from suanli_sim.fake_nvml import FakeNvml
 from suanli_sim.fake_procfs import FakeProcfs
 from suanli_sim.fake_scenario import Scenario, load_scenario, parse_scenario
@@ -44,7 +45,8 @@ class Node:
 
     def __post_init__(self) -> None:
         self.fake = FakeNvml(self.scenario, clock=self.clock, sleep=lambda s: None)
-        self.gateway = NvmlGateway(self.fake, clock=self.clock, backoff_initial=1.0)
+        self.nvml = CAbiNvml(self.fake)  # NVIDIA's pynvml over the fake C library
+        self.gateway = NvmlGateway(self.nvml, clock=self.clock, backoff_initial=1.0)
         self.backend = NvmlBackend(
             self.gateway,
             BackendOptions(xid_events=self.xid_events, xid_wait_ms=50),

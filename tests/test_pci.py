@@ -10,6 +10,7 @@ from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.pci import nvidia_gpus, pci_address, sysfs_name
 from suanli_sim.binding import pynvml
+from suanli_sim.cabi.nvml import CAbiNvml
 from suanli_sim.fake_nvml import FakeNvml
 from suanli_sim.fake_scenario import load_scenario, parse_scenario
 from suanli_sim.fake_sysfs import write_pci_devices
@@ -85,7 +86,7 @@ def test_configured_expectation_beyond_the_bus_shows_in_suanli_gpus() -> None:
         parse_scenario(EIGHT_WITH_A_STUCK_FABRIC), clock=lambda: 1.0, sleep=lambda s: None
     )
     options = BackendOptions(xid_events=False, sysfs="/nonexistent", expected_gpus=10)
-    backend = NvmlBackend(NvmlGateway(fake), options)
+    backend = NvmlBackend(NvmlGateway(CAbiNvml(fake)), options)
     try:
         inventory = backend.read().inventory
     finally:

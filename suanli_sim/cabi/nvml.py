@@ -68,6 +68,9 @@ class CAbiNvml:
         pointer = library.pointer_type(ctype)
         if pointer is None or not address:
             return None
+        # The fake's own object when it has one at this address: it keeps the memory alive.
+        if ctype == "nvmlGpmSample_t" and address in self.fake.gpm_samples:
+            return self.fake.gpm_samples[address][0]
         return ctypes.cast(address, pointer)
 
     def handle_out(self, value: Any) -> int:

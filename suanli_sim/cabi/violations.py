@@ -4,17 +4,21 @@ On a real driver such a call corrupts memory or kills the process (a structure p
 where nvml.h wants a pointer segfaulted a real H200's Python process). The fake C library
 refuses it instead (the call answers NVML_ERROR_INVALID_ARGUMENT) and records an
 `AbiViolation`; the test suite's conftest fails every test during which one was recorded.
+A process started with `SUANLI_ABI_VIOLATIONS=FILE` (the suite's agent subprocesses) also
+appends each violation to FILE, one line each, so the test that started it sees it too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["AbiViolation", "record", "recorded", "take"]
+__all__ = ["ENV", "AbiViolation", "record", "recorded", "take"]
 
 log = logging.getLogger(__name__)
+ENV = "SUANLI_ABI_VIOLATIONS"
 _lock = threading.Lock()
 _recorded: list[AbiViolation] = []
 
@@ -35,6 +39,10 @@ def record(function: str, problem: str) -> AbiViolation:
     with _lock:
         _recorded.append(violation)
     log.error("C ABI violation: %s", violation)
+    shared = os.environ.get(ENV)
+    if shared:
+        with open(shared, "a", encoding="utf-8") as out:
+            out.write(f"{violation}\n")
     return violation
 
 

@@ -96,6 +96,7 @@ def build_node(
         fake,
         root / place.hostname,
         inline=True,
+        c_abi=False,  # thousands of GPUs: the Python stand-in, answered by the same engine
         host_reader=SimHostReader(seed, load),
         rapl=(SimRapl(seed, load), NO_SYSFS),
     )
