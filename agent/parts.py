@@ -28,4 +28,6 @@ class Parts:
     jobs_procfs: str | None = None
     jobs_host_root: str | None = None
     before_jobs_read: Callable[[], None] | None = None
+    # makes risky NVML calls in a child: (its output, exit status); None: a new interpreter
+    nvml_probe: Callable[[list[str]], tuple[str, int]] | None = None
     inline: bool = False  # read everything in the sampling thread (a fleet in one process)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time
 from collections import Counter
@@ -200,6 +201,8 @@ class FakeNvmlBase:
             fail(P.NVML_ERROR_INVALID_ARGUMENT)
         if gpu is not None and gpu.active("gpu_lost", t):  # every query, index and UUID too
             fail(P.NVML_ERROR_GPU_IS_LOST)
+        if any(f.covers(name) for f in self.faults("segfault", t, index)):
+            os.abort()  # the whole process dies, as on the H200 (shared/reference/h200)
         if isinstance(handle, FakeMigHandle) and name not in MIG_HANDLE_FUNCTIONS:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
         for fault in self.faults("error_storm", t, index):

@@ -88,6 +88,8 @@ FAULT_KEYS: dict[str, set[str]] = {
     "recovery_action": _COMMON | {"action"},
     "events_unsupported": {"kind", "gpu", "gpus"},  # event registration answers NOT_SUPPORTED
     "hang": _COMMON | {"functions"},  # calls on the GPU's handle block while it lasts
+    # the process making the call dies (SIGABRT), as a real driver's bad call kills it
+    "segfault": _COMMON | {"functions"},
     "missing": {"kind", "gpu", "gpus"},  # failed at boot: on the PCI bus, not enumerated
     "fabric_incomplete": _COMMON,  # NVSwitch fabric registration stuck in progress
     # an NVSwitch SXid in the kernel log (fake_kmsg): switch 0-3 of an HGX board
@@ -97,6 +99,7 @@ _REQUIRED = {
     "slow_call": {"functions", "seconds"},
     "not_supported": {"functions"},
     "missing_functions": {"functions"},
+    "segfault": {"functions"},
     "xid": {"code"},
     "sxid": {"code"},
 }

@@ -19,6 +19,7 @@ from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
 from agent.parts import Parts
 from suanli_sim.cabi.nvml import CAbiNvml
+from suanli_sim.cabi.probe import fork_runner, inline_runner
 from suanli_sim.fake_infiniband import FakeInfinibandReader
 from suanli_sim.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from suanli_sim.fake_nvml import FakeNvml
@@ -54,6 +55,7 @@ def simulated_parts(
     sysfs = root / "sys"
     write_pci_devices(scenario, str(sysfs))
     procfs = root / "proc"
+    nvml = CAbiNvml(fake) if c_abi else fake
     log_class = InlineKernelLog if inline else KernelLog
 
     def infiniband(counters: tuple[str, ...] | None) -> InfinibandReader:
@@ -66,7 +68,8 @@ def simulated_parts(
         return log_class(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
 
     return Parts(
-        nvml=CAbiNvml(fake) if c_abi else fake,
+        nvml=nvml,
+        nvml_probe=fork_runner(nvml) if c_abi else inline_runner(fake),
         host_reader=host_reader,
         rapl=rapl[0] if rapl else None,
         power_sysfs=rapl[1] if rapl else None,

@@ -15,6 +15,7 @@ CONTRACT = ROOT.parent / "shared" / "design" / "metrics.md"
 SPECS = [spec for _, specs in sections() for spec in specs]
 # Counts and states with no unit, as the contract names them.
 UNITLESS = {
+    "suanli_nvml_function_disabled",
     "suanli_gpu_up",
     "suanli_gpus",
     "suanli_kmsg_up",
@@ -85,6 +86,7 @@ def test_every_declared_metric_is_in_the_contract() -> None:
 
 # Metrics the contract does not have yet, each proposed as an addition.
 ADDITIONS = {
+    "suanli_nvml_function_disabled": "an NVML call whose probe child died, kept off (issue 20)",
     "suanli_config_last_reload_successful": "outcome of the last SIGHUP reload (issue 8)",
     "suanli_config_last_reload_success_timestamp_seconds": "when the config last loaded",
     "suanli_gpu_unresponsive_seconds": "how long a GPU has not answered, and why (issue 15)",

@@ -14,6 +14,7 @@ from agent.collectors.power import NODE_POWER
 from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
+from agent.hw.nvml_probe import NvmlProbe, subprocess_runner
 from agent.metrics import MetricSpec, Sample
 from agent.options import boolean, int_list, option, parse_duration, string, whole
 
@@ -34,6 +35,14 @@ NVML_ERRORS = MetricSpec(
     ("function", "error"),
 )
 
+NVML_DISABLED = MetricSpec(
+    "suanli_nvml_function_disabled",
+    "gauge",
+    "NVML functions the agent does not call: their first call, made in a child process, "
+    "killed it (value 1).",
+    ("function", "reason"),
+)
+
 
 # Each GPU's read must end within this share of the interval: the rest of the cycle is for
 # the GPU views (job accounting) and rendering.
@@ -51,6 +60,8 @@ class GpuOptions:
     critical_xids: tuple[int, ...] = option((), int_list(1, 999, "[48, 79, 94]"))
     expected_gpus: int = option(0, whole(0, 1024, "a whole number of GPUs (0: the PCI bus)"))
     sysfs: str = option("/sys", string)
+    # where the outcomes of probing unvalidated NVML calls are kept, per driver ("": in memory)
+    probe_state: str = option("", string)
 
 
 class GpuCollector:
@@ -76,7 +87,8 @@ class GpuCollector:
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
-        core = [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families, *activity.SPECS]
+        core = [NVML_UP, NVML_INFO, NVML_ERRORS, NVML_DISABLED, INFO, UP, *families]
+        core += activity.SPECS
         return [*core, *gpu_presence.SPECS, *(s for view in self.views for s in view.specs())]
 
     def collect(self) -> list[Sample]:
@@ -136,6 +148,8 @@ def _nvml_samples(snapshot: GpuSnapshot) -> list[Sample]:
         samples.append(Sample(NVML_INFO, tuple(v or "" for v in versions), 1.0))
     for (function, error), count in sorted(snapshot.errors.items()):
         samples.append(Sample(NVML_ERRORS, (function, error), float(count)))
+    for function, why in snapshot.disabled.items():
+        samples.append(Sample(NVML_DISABLED, (function, why), 1.0))
     return samples
 
 
@@ -158,8 +172,14 @@ def _info(reading: GpuReading, status: NvmlStatus, ids: tuple[str, str]) -> Samp
 def build(options: GpuOptions, context: Context) -> GpuCollector:
     """The NVML backend, the GPU collector over it, and every GPU view whose section is on."""
     parts = context.parts
+    gateway = NvmlGateway(parts.nvml)
+    gateway.probe = NvmlProbe(
+        lambda: str(gateway.nv.nvmlSystemGetDriverVersion()),
+        parts.nvml_probe or subprocess_runner,
+        options.probe_state,
+    )
     backend = NvmlBackend(
-        NvmlGateway(parts.nvml),
+        gateway,
         BackendOptions(
             xid_events=options.xid_events,
             gpm=options.gpm,
@@ -187,6 +207,7 @@ KIND = Kind(
         NVML_UP,
         NVML_INFO,
         NVML_ERRORS,
+        NVML_DISABLED,
         INFO,
         UP,
         *(f.spec for f in FAMILIES),

@@ -138,6 +138,7 @@ class GpuSnapshot:
     status: NvmlStatus
     readings: list[GpuReading] = field(default_factory=list)
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    disabled: Mapping[str, str] = field(default_factory=dict)  # function -> why (nvml_probe)
     xid: XidRecord = field(default_factory=XidRecord)
     inventory: GpuInventory | None = None
 

@@ -165,6 +165,8 @@ class NvmlGateway:
         self._unsupported: set[tuple[str, Hashable]] = set()
         self._logged: set[tuple[str, str]] = set()
         self._missing: set[tuple[str, str]] = set()
+        # Says whether a function may be called here (nvml_probe.NvmlProbe); None: all may.
+        self.probe: Any = None
 
     @property
     def up(self) -> bool:
@@ -190,6 +192,8 @@ class NvmlGateway:
         self._backoff = self._backoff_initial
         self.generation += 1
         self._unsupported.clear()
+        if self.probe is not None:
+            self.probe.forget()
         log.info("NVML initialised")
         return True
 
@@ -224,6 +228,9 @@ class NvmlGateway:
         `NVMLError` for anything else, after counting it.
         """
         if (function, key) in self._unsupported:
+            return None
+        if self.probe is not None and not self.probe.allowed(function):
+            self.remember_unsupported(function, key)  # its probe did not survive it
             return None
         bound = getattr(self.nv, function, None)
         if bound is None:  # an older nvidia-ml-py without this function: as if unsupported
@@ -275,6 +282,10 @@ class NvmlGateway:
         except (ctypes.ArgumentError, TypeError):
             return ("object", id(handle))
 
+    def allowed(self, function: str) -> bool:
+        """Whether the probe lets the sampler call `function` (for calls made on `nv` directly)."""
+        return self.probe is None or bool(self.probe.allowed(function))
+
     def has(self, function: str) -> bool:
         """Whether the binding (and, for the fake, the scenario's driver) offers `function`."""
         return hasattr(self.nv, function)
@@ -296,6 +307,9 @@ class NvmlGateway:
         for function, kwargs in variants:
             marker = (function, repr(sorted(kwargs.items())))
             if marker in self._missing:
+                continue
+            if self.probe is not None and not self.probe.allowed(function):
+                self._missing.add(marker)
                 continue
             try:
                 return getattr(self.nv, function)(*args, **kwargs)

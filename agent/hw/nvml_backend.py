@@ -114,6 +114,7 @@ class NvmlBackend:
             status=status,
             readings=readings,
             errors=self.gw.error_counts(),
+            disabled={} if self.gw.probe is None else self.gw.probe.disabled(),
             xid=self.ledger.record(),
             inventory=self.inventory.summary(readings, enumerated),
         )

@@ -3,7 +3,7 @@
 One event set per NVML initialisation. Each GPU is registered by its own reader when it is
 first read (so a GPU whose calls hang delays nobody's registration), and the listener
 remembers which device each registered handle belongs to. An event names its GPU only by that
-handle: after XID 79 every query on the handle (`nvmlDeviceGetIndex` and `GetUUID` included)
+handle: after XID 79 every query on the handle (its index and `GetUUID` included)
 answers GPU_IS_LOST, so the listener never asks the handle who it is. Events queue in the
 driver between waits, so none is missed between scrapes. A thread waits at most `wait_ms` at a
 time, so that it stops promptly; `threaded=False` (the fleet simulator, thousands of nodes in

@@ -64,7 +64,9 @@ class MigReader:
             slots = self.gw.call("nvmlDeviceGetMaxMigDeviceCount", key, handle) or 0
         except NVMLError:
             return []
-        found = []
+        found: list[tuple[MigInstance, Any]] = []
+        if not self.gw.allowed("nvmlDeviceGetMigDeviceHandleByIndex"):
+            return found
         for slot in range(int(slots)):
             try:
                 mig_handle = self.gw.nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)

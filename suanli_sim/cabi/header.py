@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from suanli_sim.cabi.header_types import BASE, TypeTable, parse_typedefs
 
@@ -104,7 +105,7 @@ class Header:
         """An opaque handle type (`typedef struct nvmlDevice_st* nvmlDevice_t`)."""
         return ctype in self.types.handles
 
-    def ctype_of(self, ctype: str) -> type[ctypes._SimpleCData]:  # type: ignore[type-arg]
+    def ctype_of(self, ctype: str) -> Any:
         """The ctypes type a value parameter of this C type is passed as."""
         if self.is_handle(ctype):
             return ctypes.c_void_p
@@ -115,9 +116,16 @@ class Header:
             return BASE[resolved]
         raise KeyError(f"nvml.h type {ctype} is not a scalar")
 
-    def struct(self, ctype: str) -> type[ctypes.Structure] | None:
+    def struct(self, ctype: str) -> Any:
         """The structure (or union) a type names, laid out from nvml.h; None for a scalar."""
         return self.types.structure(ctype)
+
+    def layout(self, ctype: str) -> Any:
+        """The structure a type names; KeyError when nvml.h has none by that name."""
+        struct = self.struct(ctype)
+        if struct is None:
+            raise KeyError(f"nvml.h has no structure {ctype}")
+        return struct
 
     def version_of(self, ctype: str) -> int | None:
         """The `version` value nvml.h asks callers to set in this structure, if it has one."""

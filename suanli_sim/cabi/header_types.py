@@ -53,7 +53,9 @@ def _closing(text: str, start: int) -> int:
 
 
 def _split_top(body: str, sep: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in body:
         depth += {"{": 1, "}": -1}.get(ch, 0)
         if ch == sep and depth == 0:

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from suanli_sim.binding import pynvml
-from suanli_sim.cabi import library
+from suanli_sim.cabi import library, violations
 from suanli_sim.cabi.header import Header, Prototype
 from suanli_sim.cabi.marshal import call_generic
 from suanli_sim.fake_calls import FakeHandle
@@ -87,4 +87,4 @@ class CAbiNvml:
         raise TypeError(f"not a handle: {value!r}")
 
     def answer_problem(self, function: str, problem: str) -> None:
-        library.violations.record(function, problem)
+        violations.record(function, problem)

@@ -34,7 +34,7 @@ def _param(m: Marshal, function: str, index: int) -> Any:
 def _struct_at(m: Marshal, ctype: str, address: int | None) -> Any:
     if not address:
         raise Outcome(P.NVML_ERROR_INVALID_ARGUMENT, "NULL structure pointer")
-    return m.header.struct(ctype).from_address(address)
+    return m.header.layout(ctype).from_address(address)
 
 
 def init(m: Marshal, fake: Any, values: tuple[Any, ...]) -> None:
@@ -61,7 +61,7 @@ def fabric_v(m: Marshal, fake: Any, values: tuple[Any, ...]) -> None:
     device, address = values
     version = ctypes.c_uint.from_address(address).value if address else 0
     layout = {
-        (ctypes.sizeof(m.header.struct(f"nvmlGpuFabricInfo_v{v}_t")) | v << 24): v for v in (2, 3)
+        (ctypes.sizeof(m.header.layout(f"nvmlGpuFabricInfo_v{v}_t")) | v << 24): v for v in (2, 3)
     }.get(version)
     if layout is None:
         raise Outcome(P.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
@@ -76,7 +76,7 @@ def field_values(m: Marshal, fake: Any, values: tuple[Any, ...]) -> None:
     device, count, address = values
     if count <= 0 or not address:
         raise Outcome(P.NVML_ERROR_INVALID_ARGUMENT)
-    array = (m.header.struct("nvmlFieldValue_t") * count).from_address(address)
+    array = (m.header.layout("nvmlFieldValue_t") * count).from_address(address)
     ids = [(array[i].fieldId, array[i].scopeId) for i in range(count)]
     answer = fake.nvmlDeviceGetFieldValues(m.handle_in("nvmlDevice_t", device), ids)
     for i in range(count):
@@ -96,7 +96,7 @@ def _fill_array(
         return
     if not array_at or room < len(rows):
         raise Outcome(P.NVML_ERROR_INSUFFICIENT_SIZE)
-    row_type = m.header.struct(ctype) if ctype else ctypes.c_ulonglong
+    row_type: Any = m.header.layout(ctype) if ctype else ctypes.c_ulonglong
     array = (row_type * len(rows)).from_address(array_at)
     for i, row in enumerate(rows):
         if ctype:
@@ -111,7 +111,7 @@ def processes(m: Marshal, fake: Any, values: tuple[Any, ...], name: str) -> None
     rows = []
     for proc in getattr(fake, name)(m.handle_in("nvmlDevice_t", device)):
         used = na if proc.usedGpuMemory is None else proc.usedGpuMemory
-        row = m.header.struct("nvmlProcessInfo_t")(
+        row = m.header.layout("nvmlProcessInfo_t")(
             proc.pid, used, proc.gpuInstanceId, proc.computeInstanceId
         )
         rows.append(row)
