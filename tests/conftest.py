@@ -54,6 +54,7 @@ def _abi_violations_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     path.touch()
     before = os.environ.get(violations.ENV)
     os.environ[violations.ENV] = str(path)
+    os.environ[violations.OWNER] = str(os.getpid())
     yield path
     if before is None:
         os.environ.pop(violations.ENV, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections import Counter
 from typing import Any
 
 from suanli_sim.binding import pynvml
@@ -77,6 +78,8 @@ class CFunction:
         return ctypes.c_void_p if pointer else self.library.header.ctype_of(ctype)
 
     def __call__(self, *args: Any) -> int:
+        with self.library._lock:
+            self.library.calls[self.name] += 1
         problem = problem_with(self.library.header, self.proto, args)
         if problem is not None:
             violations.record(self.name, problem)
@@ -111,6 +114,7 @@ class CLibrary:
     def __init__(self, nvml_h: Header) -> None:
         self.header = nvml_h
         self._functions: dict[str, Any] = {}
+        self.calls: Counter[str] = Counter()  # C calls made, by symbol (every binding's)
         self._lock = threading.Lock()
         proto = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint)
         self.nvmlErrorString = proto(_error_string)

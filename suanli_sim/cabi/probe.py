@@ -9,6 +9,7 @@ inherits one taken by another thread.
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import os
 import select
@@ -28,6 +29,7 @@ def fork_runner(nvml: Any) -> Any:
         with nvml.fake.lock, pynvml.libLoadLock:
             pid = os.fork()
         if pid == 0:  # the child
+            faulthandler.disable()  # its death is the answer, not a report for the parent
             os.close(read_end)
             try:
                 with os.fdopen(write_end, "w") as out:

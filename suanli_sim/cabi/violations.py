@@ -4,8 +4,9 @@ On a real driver such a call corrupts memory or kills the process (a structure p
 where nvml.h wants a pointer segfaulted a real H200's Python process). The fake C library
 refuses it instead (the call answers NVML_ERROR_INVALID_ARGUMENT) and records an
 `AbiViolation`; the test suite's conftest fails every test during which one was recorded.
-A process started with `SUANLI_ABI_VIOLATIONS=FILE` (the suite's agent subprocesses) also
-appends each violation to FILE, one line each, so the test that started it sees it too.
+A process started with `SUANLI_ABI_VIOLATIONS=FILE` (the suite's agent subprocesses, and
+probe children forked from the test runner) also appends each violation to FILE, one line each, so the
+test that started it sees it too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = ["ENV", "AbiViolation", "record", "recorded", "take"]
 
 log = logging.getLogger(__name__)
 ENV = "SUANLI_ABI_VIOLATIONS"
+OWNER = "SUANLI_ABI_VIOLATIONS_OWNER"  # the process that reads FILE records in memory only
 _lock = threading.Lock()
 _recorded: list[AbiViolation] = []
 
@@ -40,7 +42,7 @@ def record(function: str, problem: str) -> AbiViolation:
         _recorded.append(violation)
     log.error("C ABI violation: %s", violation)
     shared = os.environ.get(ENV)
-    if shared:
+    if shared and os.environ.get(OWNER) != str(os.getpid()):  # the test runner takes its own
         with open(shared, "a", encoding="utf-8") as out:
             out.write(f"{violation}\n")
     return violation
