@@ -5,8 +5,8 @@ where nvml.h wants a pointer segfaulted a real H200's Python process). The fake 
 refuses it instead (the call answers NVML_ERROR_INVALID_ARGUMENT) and records an
 `AbiViolation`; the test suite's conftest fails every test during which one was recorded.
 A process started with `SUANLI_ABI_VIOLATIONS=FILE` (the suite's agent subprocesses, and
-probe children forked from the test runner) also appends each violation to FILE, one line each, so the
-test that started it sees it too.
+probe children forked from the test runner) also appends each violation to FILE, one line
+each, so the test that started it sees it too.
 """
 
 from __future__ import annotations
