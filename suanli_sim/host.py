@@ -8,7 +8,9 @@ node of the fleet simulator (`inline`: read in the fleet's sampling threads).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from agent.collectors.kernel_log import KernelLog
 from agent.hw import GpuSnapshot
@@ -18,6 +20,7 @@ from agent.hw.rapl import RaplReader
 from agent.hw.xid_ledger import XidLedger
 from agent.metrics import Sample
 from agent.parts import Parts
+from suanli_sim.cabi.header import HeaderMissing
 from suanli_sim.cabi.nvml import CAbiNvml
 from suanli_sim.cabi.probe import fork_runner, inline_runner
 from suanli_sim.fake_infiniband import FakeInfinibandReader
@@ -25,6 +28,8 @@ from suanli_sim.fake_kmsg import FakeKmsg, FakeKmsgFollower
 from suanli_sim.fake_nvml import FakeNvml
 from suanli_sim.fake_procfs import FakeProcfs, write_runtime_state
 from suanli_sim.fake_sysfs import write_pci_devices
+
+log = logging.getLogger(__name__)
 
 
 class InlineKernelLog(KernelLog):
@@ -34,6 +39,16 @@ class InlineKernelLog(KernelLog):
     def samples(self, snapshot: GpuSnapshot | None = None) -> list[Sample]:
         self.watcher.drain_once()
         return super().samples(snapshot)
+
+
+def _binding(fake: FakeNvml) -> Any:
+    """NVIDIA's pynvml over the fake C library; the Python stand-in when nvml.h is missing
+    (installed without the `test` extra), said in the log."""
+    try:
+        return CAbiNvml(fake)
+    except HeaderMissing as err:
+        log.warning("%s; the simulated node answers through the Python stand-in", err)
+        return fake
 
 
 def simulated_parts(
@@ -55,7 +70,7 @@ def simulated_parts(
     sysfs = root / "sys"
     write_pci_devices(scenario, str(sysfs))
     procfs = root / "proc"
-    nvml = CAbiNvml(fake) if c_abi else fake
+    nvml = _binding(fake) if c_abi else fake
     log_class = InlineKernelLog if inline else KernelLog
 
     def infiniband(counters: tuple[str, ...] | None) -> InfinibandReader:

@@ -18,7 +18,7 @@ from typing import Any
 
 from suanli_sim.cabi.header_types import BASE, TypeTable, parse_typedefs
 
-__all__ = ["Header", "Param", "Prototype", "header", "header_path"]
+__all__ = ["Header", "HeaderMissing", "Param", "Prototype", "header", "header_path"]
 
 _PROTOTYPE = re.compile(
     r"(?:DEPRECATED\([^)]*\)\s*)?nvmlReturn_t\s+DECLDIR\s+(nvml\w+)\s*\(([^;{]*?)\)\s*;", re.S

@@ -55,9 +55,8 @@ def leave() -> None:
 def _error_string(code: int) -> int | None:
     """nvmlErrorString: a static C string per code (pynvml reads it as `c_char_p`)."""
     if code not in _ERROR_TEXT:
-        names = {v: k for k, v in vars(P).items() if k.startswith("NVML_ERROR_")}
-        text = names.get(code, "NVML_ERROR_UNKNOWN").removeprefix("NVML_ERROR_")
-        text = "Success" if code == P.NVML_SUCCESS else text.replace("_", " ").capitalize()
+        texts = {P.NVML_SUCCESS: "Success", **P.NVMLError._errcode_to_string}  # NVML's own words
+        text = texts.get(code, texts[P.NVML_ERROR_UNKNOWN])
         _ERROR_TEXT[code] = ctypes.create_string_buffer(text.encode())
     return ctypes.addressof(_ERROR_TEXT[code])
 
