@@ -9,6 +9,7 @@ import pytest
 
 from agent.hw.nvml import GPM_METRICS
 from suanli_sim.binding import pynvml
+from suanli_sim.cabi.nvml import CAbiNvml
 from suanli_sim.fake_nvml import FakeNvml
 from suanli_sim.fake_scenario import load_scenario
 from tests.gpu_helpers import Series, SimClock, by_gpu, keyed, node
@@ -126,9 +127,10 @@ def nvml_gpm_percent(
     scenario: str, gpu: int, t1: float, t2: float, gi: int | None = None
 ) -> dict[str, float]:
     """What NVML answers (percent) for GPM samples at t1 and t2, read by this test through the
-    pynvml calls on its own fake NVML of the same scenario; not through the agent."""
+    pynvml calls on its own fake NVML of the same scenario (NVIDIA's binding over the fake C
+    library); not through the agent."""
     clock = SimClock(t1)
-    nv = FakeNvml(load_scenario(scenario), clock=clock)
+    nv = CAbiNvml(FakeNvml(load_scenario(scenario), clock=clock))
     nv.nvmlInit()
     handle = nv.nvmlDeviceGetHandleByIndex(gpu)
 

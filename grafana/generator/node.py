@@ -216,9 +216,12 @@ def agent_panels() -> list[Json]:
         ),
         timeseries(
             "NVML errors",
-            "NVML calls that failed per second, by function and error.",
+            "NVML calls that failed per second, by function and error; a line at 1 marks an "
+            "NVML function the agent turned off because the child process that first called it "
+            "died (docs/hardware-validation.md).",
             "cps",
             Query(f"rate({n('suanli_nvml_errors_total')}{RATE})", legend="{{function}} {{error}}"),
+            Query(n("suanli_nvml_function_disabled"), legend="off: {{function}} ({{reason}})"),
             w=12,
         ),
         stat(
