@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import threading
 import time
 from collections import Counter
@@ -50,6 +49,12 @@ MIG_HANDLE_FUNCTIONS = frozenset(
         "nvmlDeviceGetComputeRunningProcesses_v2",
     }
 )
+
+
+class ProcessKilled(BaseException):
+    """A `segfault` fault: the process making this call dies. The fake C library (and so any
+    process reading NVML through NVIDIA's binding) aborts on it, as the H200's process did
+    (shared/reference/h200); the fleet's in-process probe reports it as its child's death."""
 
 
 class FakeHandle:
@@ -202,7 +207,7 @@ class FakeNvmlBase:
         if gpu is not None and gpu.active("gpu_lost", t):  # every query, index and UUID too
             fail(P.NVML_ERROR_GPU_IS_LOST)
         if any(f.covers(name) for f in self.faults("segfault", t, index)):
-            os.abort()  # the whole process dies, as on the H200 (shared/reference/h200)
+            raise ProcessKilled(name)
         if isinstance(handle, FakeMigHandle) and name not in MIG_HANDLE_FUNCTIONS:
             fail(P.NVML_ERROR_NOT_SUPPORTED)
         for fault in self.faults("error_storm", t, index):

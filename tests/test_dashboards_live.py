@@ -10,7 +10,9 @@ rules and alerts:
     H1/R02  h20-8, h100-mig (MIG instances, jobs on them)
     H2/R03  center-faults (below: a lost, a hung and a missing GPU, XIDs, ECC, remaps, PCIe,
             heat, NVLink, NVSwitch fabric and SXids, an NVML error storm, InfiniBand ports down
-            and flapping; a cgroup v1 Slurm job with a uid), rtx4090-8 (fans, no NVLink, no GPM)
+            and flapping; a cgroup v1 Slurm job with a uid; detail on, and an NVML call that
+            kills its caller, which the agent's probe child meets and turns off), rtx4090-8
+            (fans, no NVLink, no GPM)
     H2/R04  jobs-churn, idle-8
 
 The dashboards' variables are resolved like Grafana's chain (every value selected); each panel
@@ -84,6 +86,7 @@ faults:
   - {kind: fabric_incomplete, gpu: 5, at: 1}
   - {kind: hang, gpu: 8, at: 2}
   - {kind: missing, gpu: 9}
+  - {kind: segfault, functions: [nvmlDeviceGetCurrentClocksThrottleReasons]}
   - {kind: xid, gpu: 4, at: 1, code: 95}
   - {kind: sxid, at: 1, switch: 1, link: 48, code: 20034, fatal: true}
 """
@@ -100,7 +103,7 @@ NODES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("h800-8", "H1", "R01", {}),
     ("h20-8", "H1", "R02", {}),
     ("h100-mig", "H1", "R02", {}),
-    ("center-faults", "H2", "R03", {}),
+    ("center-faults", "H2", "R03", {"gpu": {"detail": True}}),  # detail: the probe runs
     ("rtx4090-8", "H2", "R03", {}),
     ("jobs-churn", "H2", "R04", {}),
     ("idle-8", "H2", "R04", {}),

@@ -15,6 +15,7 @@ each fake device handle gets one, event sets and GPM samples are the fake's own 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections import Counter
 from typing import Any
@@ -25,6 +26,7 @@ from suanli_sim.cabi.checks import problem_with
 from suanli_sim.cabi.header import Header, Prototype, header
 from suanli_sim.cabi.marshal import Outcome
 from suanli_sim.cabi.special import FAKE_NAMES, SPECIAL
+from suanli_sim.fake_calls import ProcessKilled
 
 __all__ = ["CFunction", "CLibrary", "current", "install"]
 
@@ -97,6 +99,8 @@ class CFunction:
             binding.answer(self.proto, values)
         except Outcome as outcome:
             return outcome.code
+        except ProcessKilled:
+            os.abort()  # a real driver's bad call takes the whole process with it
         except P.NVMLLibraryMismatchError:  # the fake's view of a missing symbol
             return int(P.NVML_ERROR_FUNCTION_NOT_FOUND)
         except P.NVMLError as err:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.hw.nvml_probe import CHILD_TIMEOUT_S, run_child
 from suanli_sim.binding import pynvml
+from suanli_sim.fake_calls import ProcessKilled
 
 __all__ = ["fork_runner", "inline_runner"]
 
@@ -60,11 +61,15 @@ def _collect(pid: int, read_end: int) -> tuple[str, int]:
 
 
 def inline_runner(fake: Any) -> Any:
-    """The fleet simulator's probe: the Python stand-in cannot crash, so it runs in place."""
+    """The fleet simulator's probe, in place (a fork of a process holding a thousand nodes is
+    not cheap): a call a `segfault` fault covers ends it as a child's death would."""
 
     def run(functions: list[str]) -> tuple[str, int]:
         out = io.StringIO()
-        run_child(fake, functions, out)
+        try:
+            run_child(fake, functions, out)
+        except ProcessKilled:  # where a child would have died (SIGABRT)
+            return out.getvalue(), -signal.SIGABRT
         return out.getvalue(), 0
 
     return run

@@ -131,9 +131,14 @@ def _shared(ctx: Context) -> tuple[str, Doc]:
         | {"memory_mib": 18432, "user": 1000},
     ]
     gpus = [eight(model, "training")]
-    return f"8x {model} shared by a Slurm job, a pod, a container and an idle job", {
+    # an old driver's fallback that kills the process calling it: the agent's probe meets it
+    # (the node's detail families need calls never seen on real hardware) and turns it off
+    crash = {"kind": "segfault", "functions": ["nvmlDeviceGetCurrentClocksThrottleReasons"]}
+    what = f"8x {model} shared by a Slurm job, a pod, a container and an idle job"
+    return f"{what}; an NVML call that crashes its caller", {
         "gpus": gpus,
         "jobs": jobs,
+        "faults": [crash],
     }
 
 
