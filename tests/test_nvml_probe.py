@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agent.app import Agent, build
 from agent.config import Config, with_overrides
 from agent.hw.nvml_functions import unvalidated
@@ -25,20 +27,26 @@ faults:
 """
 
 
-def _agent(tmp_path: Path, scenario: str, state: str = "") -> tuple[Agent, FakeNvml]:
+def _agent(
+    tmp_path: Path, scenario: str, state: str = "", c_abi: bool = True
+) -> tuple[Agent, FakeNvml]:
     config = with_overrides(
         Config(), {"collectors.gpu.detail": True, "collectors.gpu.probe_state": state}
     )
     fake = FakeNvml(parse_scenario(scenario), clock=lambda: 30.0, sleep=lambda s: None)
-    return build(config, parts=simulated_parts(fake, tmp_path / "host")), fake
+    parts = simulated_parts(fake, tmp_path / "host", c_abi=c_abi)
+    return build(config, parts=parts), fake
 
 
 def _families(text: str, name: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(name + "{")]
 
 
-def test_a_call_that_kills_its_probe_child_is_disabled_and_reported(tmp_path: Path) -> None:
-    agent, fake = _agent(tmp_path, BAR1_SEGFAULT)
+@pytest.mark.parametrize("c_abi", [True, False], ids=["forked-child", "fleet-in-place"])
+def test_a_call_that_kills_its_probe_child_is_disabled_and_reported(
+    tmp_path: Path, c_abi: bool
+) -> None:
+    agent, fake = _agent(tmp_path, BAR1_SEGFAULT, c_abi=c_abi)
     try:
         body, _ = agent.renderer.render(agent.sampler.sample_once())
     finally:
@@ -50,7 +58,8 @@ def test_a_call_that_kills_its_probe_child_is_disabled_and_reported(tmp_path: Pa
     ]
     assert _families(text, "suanli_gpu_bar1_total_bytes") == []  # absent, not 0
     assert len(_families(text, "suanli_gpu_power_watts")) == 2  # the rest carries on
-    assert fake.calls["nvmlDeviceGetBAR1MemoryInfo"] == 0  # never in this process
+    # forked: never called in this process; in place: only the probe's call, never the sampler's
+    assert fake.calls["nvmlDeviceGetBAR1MemoryInfo"] == (0 if c_abi else 1)
 
 
 def test_probe_outcomes_are_kept_per_driver_version(tmp_path: Path) -> None:
