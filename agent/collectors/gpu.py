@@ -15,7 +15,15 @@ from agent.hw import GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, int_list, option, parse_duration, string, whole
+from agent.options import (
+    DIRECTORY,
+    boolean,
+    int_list,
+    option,
+    parse_duration,
+    path_option,
+    whole,
+)
 
 # A GPU that NVML lists but whose read failed: a failed part of the collector (`gpu/<index>`).
 READ_FAILURES = frozenset({"hung", "error", "lost"})
@@ -50,7 +58,7 @@ class GpuOptions:
     # health: XIDs that fail xid_critical; empty: those NVIDIA's catalogue says need an operator
     critical_xids: tuple[int, ...] = option((), int_list(1, 999, "[48, 79, 94]"))
     expected_gpus: int = option(0, whole(0, 1024, "a whole number of GPUs (0: the PCI bus)"))
-    sysfs: str = option("/sys", string)
+    sysfs: str = path_option("/sys", DIRECTORY)
 
 
 class GpuCollector:
