@@ -28,6 +28,7 @@ from agent.metrics import MetricSpec, Sample
 
 if TYPE_CHECKING:  # the CLI imports Loaded for --check-config: keep this module light
     from agent.app import Agent
+    from agent.exposition import ExtraSource
     from agent.server import AgentState
     from agent.webconfig import WebConfig
 
@@ -107,7 +108,16 @@ class Reloader:
         self.agent = agent
         self._state = state
         self.status = ReloadStatus()
+        # more series every agent's renderer exports (the HTTP server's): kept across reloads
+        self.attached: list[tuple[tuple[MetricSpec, ...], ExtraSource]] = [
+            (RELOAD_SPECS, self.status.samples)
+        ]
         agent.renderer.attach(RELOAD_SPECS, self.status.samples)
+
+    def attach(self, specs: tuple[MetricSpec, ...], source: ExtraSource) -> None:
+        """Export `source`'s series from this agent's renderer and every later one."""
+        self.attached.append((specs, source))
+        self.agent.renderer.attach(specs, source)
 
     def reload(self) -> bool:
         """Re-read and apply the configuration; False (old agent kept) when it is refused."""
@@ -125,7 +135,8 @@ class Reloader:
 
         new = (self._build or build)(config)
         try:
-            new.renderer.attach(RELOAD_SPECS, self.status.samples)
+            for specs, source in self.attached:
+                new.renderer.attach(specs, source)
             new.sampler.sample_once()
         except Exception:
             new.sampler.stop()

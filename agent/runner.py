@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from agent.allocator import Allocator
 from agent.app import Agent
+from agent.http_stats import HTTP_SPECS, HttpStats
 from agent.reload import Builder, Loaded, Loader, Reloader
 from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_in_thread
 from agent.systemd import Notifier
@@ -68,8 +69,10 @@ def run(
     reloader = Reloader(reload or (lambda: loaded), loaded, agent, state, build)
     for warning in web.warnings if web else ():
         log.warning("%s", warning)
+    stats = HttpStats(period=sampler.interval)
+    reloader.attach(HTTP_SPECS, stats.samples)
     try:
-        server = listen(address, state, web)
+        server = listen(address, state, web, stats=stats)
     except ServeError as err:
         log.error("%s", err)
         sampler.stop()
