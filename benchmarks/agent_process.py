@@ -35,7 +35,14 @@ def free_port() -> int:
 class AgentProcess:
     """`with AgentProcess("h100-8") as agent:` starts the agent and always stops it."""
 
-    def __init__(self, scenario: str, interval: str = "1s", config: Path | None = None) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        interval: str = "1s",
+        config: Path | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        self.prefix = prefix  # e.g. ("prlimit", "--nofile=1024:1024", "--"): the unit's limits
         self.scenario = scenario
         self.interval = interval
         self.config = config
@@ -50,7 +57,8 @@ class AgentProcess:
         return self._proc.pid
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "agent", "--fake", self.scenario, "--interval", self.interval]
+        args = [*self.prefix, sys.executable, "-m", "agent", "--fake", self.scenario]
+        args += ["--interval", self.interval]
         args += ["--listen-address", f"{LOOPBACK}:{self.port}", "--log-level", "warning"]
         if self.config is not None:
             args += ["--config", str(self.config)]
@@ -132,6 +140,18 @@ class AgentProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         raise AgentFailed(f"no VmRSS in /proc/{self.pid}/status")
+
+    def threads(self) -> int:
+        """Threads of the agent process (what systemd's TasksMax counts)."""
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+        raise AgentFailed(f"no Threads in /proc/{self.pid}/status")
+
+    def open_files(self) -> int:
+        """File descriptors the agent holds (what LimitNOFILE caps)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def cpu_seconds(self) -> float:
         """utime + stime of the agent process (all its threads), from /proc/PID/stat."""

@@ -1,0 +1,66 @@
+"""1,000 idle or slow connections plus a stream of garbage, under the unit's limits: a normal
+scraper still gets every answer, fast.
+
+The agent runs under `prlimit --nofile` with the shipped unit's LimitNOFILE, and its threads are
+counted against the unit's TasksMax; the attackers run in their own process
+(`benchmarks/abuse.py`) so their work does not show up as the scraper's latency.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from agent.http_loop import Limits
+from benchmarks.abuse import attacked, prlimit_prefix, unit_limit
+from benchmarks.agent_process import AgentProcess
+
+SECONDS = 15.0
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) not installed")
+def test_a_scraper_gets_every_answer_under_1000_hostile_connections() -> None:
+    with AgentProcess("h100-8", "1s", prefix=prlimit_prefix()) as agent:
+        result = attacked(agent, SECONDS, idle=900, slow=100, garbage=50)
+        metrics = agent_metrics(agent.port)
+    assert result.scrapes >= SECONDS * 10
+    assert result.failures == 0
+    assert result.p99_ms < 50.0, result
+    assert result.threads_max <= unit_limit("TasksMax")
+    assert result.files_max < unit_limit("LimitNOFILE")
+    assert result.rss_max_mib < result.rss_start_mib + 30, result  # bounded per connection
+    # the attack was real: the cap was reached and the attackers evicted
+    assert evicted(metrics, "capacity") > 0
+    assert rejected(metrics, "header_too_large") > 0
+
+
+def test_the_unit_leaves_room_for_the_connection_cap() -> None:
+    reserve = 256  # NVML's device files, /proc and /sys reads, the journal, Python's own
+    assert Limits().max_connections + reserve <= unit_limit("LimitNOFILE")
+
+
+def agent_metrics(port: int) -> str:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def _value(metrics: str, prefix: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {prefix} in the scrape")
+
+
+def evicted(metrics: str, reason: str) -> float:
+    return _value(metrics, f'suanli_http_connections_evicted_total{{reason="{reason}"}}')
+
+
+def rejected(metrics: str, reason: str) -> float:
+    return _value(metrics, f'suanli_http_requests_rejected_total{{reason="{reason}"}}')
