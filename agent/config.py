@@ -53,7 +53,11 @@ BACKENDS = ("nvml", "fake")
 class ConfigError(Exception):
     """The configuration is invalid; `problems` holds one line per problem."""
 
+    MAX_CHARS = 400  # a problem quoting a huge value is cut: one readable line each
+
     def __init__(self, problems: list[str]) -> None:
+        cut = self.MAX_CHARS
+        problems = [p if len(p) <= cut else p[: cut - 3] + "..." for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
 
