@@ -159,6 +159,10 @@ BAD = [
      "tls_server_config.key_file: not a PEM key that matches"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS14}\n",
      "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13"),
+    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS10}\n",
+     "tls_server_config.min_version: TLS10 is below TLS12 and refused"),
+    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS11}\n",
+     "tls_server_config.min_version: TLS11 is below TLS12 and refused"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS13,"
      " max_version: TLS12}\n", "tls_server_config.min_version: TLS13 is above max_version"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key,"
