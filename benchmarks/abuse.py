@@ -24,13 +24,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.agent_process import LOOPBACK, AgentProcess
-from benchmarks.machine import ROOT
+from benchmarks.machine import ROOT, describe, git_commit, utc_now
 
 UNIT = ROOT / "deploy" / "systemd" / "suanli-agent.service"
+DOC = ROOT / "docs" / "reliability.md"
 ROUND_S = 0.2
 REOPEN_PER_ROUND = 200
 
@@ -158,19 +161,62 @@ def measure(agent: AgentProcess, seconds: float, rate: float = 20.0) -> Result:
     return result
 
 
-def attacked(agent: AgentProcess, seconds: float, idle: int, slow: int, garbage: int) -> Result:
-    """`measure` while an attacker process holds idle, slow and garbage connections."""
-    command = [sys.executable, "-m", "benchmarks.abuse", "--attack-port", str(agent.port)]
+@contextmanager
+def attacker(port: int, seconds: float, idle: int, slow: int, garbage: int) -> Iterator[None]:
+    """An attacker process against `port` for the duration of the block (at most `seconds`)."""
+    command = [sys.executable, "-m", "benchmarks.abuse", "--attack-port", str(port)]
     command += ["--idle", str(idle), "--slow", str(slow), "--garbage", str(garbage)]
     command += ["--seconds", str(seconds + 5)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    attacker = subprocess.Popen(command, cwd=ROOT, env=env)
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         time.sleep(3)  # let it open its connections
-        return measure(agent, seconds)
+        yield
     finally:
-        attacker.kill()
-        attacker.wait()
+        process.kill()
+        process.wait()
+
+
+def attacked(agent: AgentProcess, seconds: float, idle: int, slow: int, garbage: int) -> Result:
+    """`measure` while an attacker process holds idle, slow and garbage connections."""
+    with attacker(agent.port, seconds, idle, slow, garbage):
+        return measure(agent, seconds)
+
+
+def machine_line() -> str:
+    m = describe()
+    return (
+        f"{utc_now()}, commit {git_commit()}, {m['cpu']} ({m['cores']} cores, shared), "
+        f"{m['memory_gib']} GiB, Python {m['python']}, {m['kernel']}"
+    )
+
+
+def write_block(name: str, text: str, path: Path = DOC) -> None:
+    """Replace what is between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in `path`."""
+    doc = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    head, _, rest = doc.partition(begin)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
+
+
+def abuse_table(result: Result, idle: int, slow: int, garbage: int) -> str:
+    return "\n".join(
+        [
+            f"Measured {machine_line()}; {result.seconds:.0f} s, {idle} idle + {slow} slow "
+            f"connections, {garbage} garbage connections a second (`python -m benchmarks.abuse "
+            "--write`):",
+            "",
+            "| scrapes | failed | p50 | p99 | max | agent RSS start → peak | threads (TasksMax) "
+            "| open files (LimitNOFILE) |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {result.scrapes} | {result.failures} | {result.p50_ms:.1f} ms "
+            f"| {result.p99_ms:.1f} ms | {result.max_ms:.1f} ms "
+            f"| {result.rss_start_mib:.0f} → {result.rss_max_mib:.0f} MiB "
+            f"| {result.threads_max} ({unit_limit('TasksMax')}) "
+            f"| {result.files_max} ({unit_limit('LimitNOFILE')}) |",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--garbage", type=int, default=50)
     p.add_argument("--attack-port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--write", action="store_true", help="update docs/reliability.md")
     args = p.parse_args(argv)
     if args.attack_port:
         attack(args.attack_port, args.idle, args.slow, args.garbage, args.seconds)
@@ -191,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.write:
+        write_block("abuse", abuse_table(result, args.idle, args.slow, args.garbage))
     return 0 if result.failures == 0 else 1
 
 
