@@ -300,22 +300,13 @@ def test_every_example_key_has_a_comment() -> None:
         assert above.startswith("#") or "#" in line, f"line {number + 1} has no comment: {line}"
 
 
-def test_file_and_task_limits_fit_the_agents_caps(installed_unit: Path) -> None:
-    """LimitNOFILE leaves room for the HTTP connection cap, TasksMax for the agent's threads;
-    tests/test_http_slow_clients.py runs 1,000 hostile connections under these two values."""
+def test_file_and_task_limits_fit_the_agents_caps() -> None:
+    """LimitNOFILE leaves room for the HTTP connection cap, TasksMax for the agent's threads
+    (systemd-analyze verify accepts both, above); tests/test_http_slow_clients.py runs 1,000
+    hostile connections under these two values."""
     from agent.http_auth import WORKERS
     from agent.http_loop import Limits
 
-    analyze = systemd_tool("systemd-analyze")
-    result = subprocess.run(
-        [analyze, "verify", str(installed_unit)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=installed_unit.parent,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
     files, tasks = int(value("LimitNOFILE")), int(value("TasksMax"))
     reserve = 256  # NVML's device files (2 per GPU), /proc and /sys reads, the journal
     assert Limits().max_connections + reserve <= files
