@@ -123,7 +123,7 @@ class Exchange:
             header = request.headers.get("authorization")
             verdict = self.auth.admit(header, conn.peer, (conn, request))
         if verdict == PASS:
-            self._respond(conn, request, self.answer(request))
+            self._respond(conn, request, self._answer(request))
         elif verdict == CHECKING:
             conn.state = CONN_CHECKING
             self._watch(conn, 0)
@@ -134,6 +134,13 @@ class Exchange:
             body = b"too many failed authentications; try again later\n"
             reply = Reply(429, body, (*_PLAIN, ("Retry-After", "60")))
             self._send(conn, reply, keep_alive=False)
+
+    def _answer(self, request: Request) -> Reply:
+        try:
+            return self.answer(request)
+        except Exception as err:  # a bug: one line in the log, a 500, and the loop goes on
+            log.error("answering %s failed: %s: %s", request.path, type(err).__name__, err)
+            return Reply(500, b"internal error\n", _PLAIN)
 
     def _unauthorized(self, conn: Connection, request: Request) -> None:
         self.stats.rejected["unauthorized"] += 1

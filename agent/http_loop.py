@@ -18,6 +18,7 @@ import selectors
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from agent.http_auth import AuthGate
@@ -91,16 +92,24 @@ class LoopServer(Exchange):
                 elif key.data is _WAKE:
                     self._woken()
                 elif key.data.state != CLOSED:
-                    self._ready(key.data)
+                    self._guarded(self._ready, key.data)
             while self._backlog:
                 conn = self._backlog.pop()
                 if conn.state == READING:
-                    self._process(conn)
+                    self._guarded(self._process, conn)
             now = time.monotonic()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + TICK_S
         self._stopped = True
+
+    def _guarded(self, step: Callable[[Connection], None], conn: Connection) -> None:
+        """A bug met by one connection closes that connection, never the loop."""
+        try:
+            step(conn)
+        except Exception as err:
+            log.error("HTTP connection from %s failed: %s: %s", conn.peer, type(err).__name__, err)
+            self._close(conn)
 
     def shutdown(self) -> None:
         self._running = False
@@ -131,7 +140,7 @@ class LoopServer(Exchange):
             if conn.state != CONN_CHECKING:
                 continue  # closed meanwhile
             if verified:
-                self._respond(conn, request, self.answer(request))
+                self._respond(conn, request, self._answer(request))
             else:
                 self._unauthorized(conn, request)
 

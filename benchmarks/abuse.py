@@ -124,19 +124,15 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
 
-def scrape_ms(port: int) -> float | None:
+def scrape_ms(agent: AgentProcess) -> float | None:
+    """One scrape on a fresh connection (TLS and basic auth when the agent has a web config)."""
     began = time.perf_counter()
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
     try:
-        connection.request("GET", "/metrics")
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200 or b"suanli_gpu_up" not in body:
-            return None
-    except OSError:
+        status, body = agent.get("/metrics")
+    except (OSError, http.client.HTTPException):
         return None
-    finally:
-        connection.close()
+    if status != 200 or b"suanli_gpu_up" not in body:
+        return None
     return (time.perf_counter() - began) * 1000
 
 
@@ -144,7 +140,7 @@ def measure(agent: AgentProcess, seconds: float, rate: float = 20.0) -> Result:
     result = Result(seconds, rss_start_mib=agent.rss_mib())
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        took = scrape_ms(agent.port)
+        took = scrape_ms(agent)
         result.scrapes += 1
         if took is None:
             result.failures += 1

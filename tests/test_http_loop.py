@@ -26,6 +26,8 @@ BIG = b"y" * (8 << 20)
 
 
 def ok(request: Request) -> Reply:
+    if request.path == "/boom":
+        raise RuntimeError("a bug in a handler")
     return Reply(200, BIG if request.path == "/big" else b"hello\n")
 
 
@@ -139,6 +141,14 @@ def test_pipelined_requests_are_answered_in_order(serve: Callable[..., LoopServe
         while chunk := sock.recv(65536):
             got += chunk
     assert got.count(b"HTTP/1.1 200 OK") == 201
+
+
+def test_a_failing_handler_answers_500_and_the_loop_serves_on(
+    serve: Callable[..., LoopServer],
+) -> None:
+    server = serve(Limits())
+    assert exchange(server, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 500 ")
+    assert exchange(server).startswith(b"HTTP/1.1 200 OK")
 
 
 def basic(user: str, password: str) -> bytes:

@@ -8,13 +8,19 @@ counted against the unit's TasksMax; the attackers run in their own process
 
 from __future__ import annotations
 
+import base64
 import shutil
+from pathlib import Path
 
+import bcrypt
 import pytest
 
 from agent.http_loop import Limits
 from benchmarks.abuse import attacked, prlimit_prefix, unit_limit
-from benchmarks.agent_process import AgentProcess
+from benchmarks.agent_process import AgentProcess, Web
+from tests.test_webconfig import client_context, pki, write
+
+__all__ = ["pki"]  # a fixture, shared with tests/test_webconfig.py
 
 SECONDS = 15.0
 
@@ -33,6 +39,24 @@ def test_a_scraper_gets_every_answer_under_1000_hostile_connections() -> None:
     # the attack was real: the cap was reached and the attackers evicted
     assert evicted(metrics, "capacity") > 0
     assert rejected(metrics, "header_too_large") > 0
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) not installed")
+def test_with_tls_and_basic_auth_too(pki: Path) -> None:
+    """The attackers now face TLS handshakes; the scraper pays one (and is verified once, then
+    cached) on every fresh connection."""
+    hashed = bcrypt.hashpw(b"scrape", bcrypt.gensalt(10)).decode()
+    text = "tls_server_config: {cert_file: server.crt, key_file: server.key}\n"
+    path = write(pki, text + f"basic_auth_users: {{prometheus: '{hashed}'}}\n", "abuse.yml")
+    credentials = base64.b64encode(b"prometheus:scrape").decode()
+    web = Web(path, client_context(pki), {"Authorization": f"Basic {credentials}"})
+    with AgentProcess("h100-8", "1s", prefix=prlimit_prefix(), web=web) as agent:
+        result = attacked(agent, SECONDS, idle=900, slow=100, garbage=50)
+    assert result.scrapes >= SECONDS * 10
+    assert result.failures == 0
+    assert result.p99_ms < 50.0, result
+    assert result.threads_max <= unit_limit("TasksMax")
+    assert result.rss_max_mib < result.rss_start_mib + 30, result
 
 
 def test_the_unit_leaves_room_for_the_connection_cap() -> None:
