@@ -32,6 +32,7 @@ class Connection:
         self.deadline = now
         self.why = "idle"  # the eviction reason when the deadline passes
         self.events = 0  # what the selector watches for
+        self.served = 0  # requests read in full
         self._again = again  # the exceptions that mean "try again when ready"
         self._plain = type(sock) is socket.socket  # not TLS: sendmsg gathers head and body
 

@@ -115,6 +115,7 @@ class Exchange:
             return
         del conn.inbuf[: request.size]
         self._conns.move_to_end(conn)  # progress: a whole request
+        conn.served += 1
         self._dispatch(conn, request)
 
     def _dispatch(self, conn: Connection, request: Request) -> None:

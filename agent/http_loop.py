@@ -168,12 +168,16 @@ class LoopServer(Exchange):
             log.warning("no file descriptor left to accept a connection; pausing accepts")
 
     def _evict_oldest(self) -> bool:
-        for conn in self._conns:
-            if conn.state != CONN_CHECKING:
-                self.stats.evicted["capacity"] += 1
-                self._close(conn)
-                return True
-        return False
+        """Close the connection that made no progress for longest, preferring one that never
+        completed a request (a scraper's kept-alive connection outlives idle attackers)."""
+        victim = next((c for c in self._conns if not c.served and c.state != CONN_CHECKING), None)
+        if victim is None:
+            victim = next((c for c in self._conns if c.state != CONN_CHECKING), None)
+        if victim is None:
+            return False
+        self.stats.evicted["capacity"] += 1
+        self._close(victim)
+        return True
 
     def _open(self, sock: socket.socket, address: Any) -> None:
         sock.setblocking(False)

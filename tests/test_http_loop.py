@@ -82,6 +82,24 @@ def test_at_the_cap_a_new_client_evicts_the_oldest_idle_one(serve: Callable[...,
             sock.close()
 
 
+def test_at_the_cap_a_served_kept_alive_connection_outlives_idle_ones(
+    serve: Callable[..., LoopServer],
+) -> None:
+    server = serve(Limits(max_connections=8))
+    with closing(connect(server)) as scraper:
+        scraper.sendall(GET)
+        assert scraper.recv(65536).startswith(b"HTTP/1.1 200 OK")  # kept alive, then idle
+        idle = [connect(server) for _ in range(20)]  # churn past the cap, long after it
+        try:
+            time.sleep(0.2)
+            scraper.sendall(GET)
+            assert scraper.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        finally:
+            for sock in idle:
+                sock.close()
+    assert server.stats.evicted["capacity"] >= 13
+
+
 def test_the_request_deadline_is_for_the_whole_request_not_per_read(
     serve: Callable[..., LoopServer],
 ) -> None:
