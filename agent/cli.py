@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     """The one top-level guard: an unexpected error is one line on stderr and exit 1."""
     try:
         return _main(argv)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt:  # before the signal handlers are installed (serving stops with 0)
+        print("suanli-agent: interrupted", file=sys.stderr)
+        return EXIT_SERVE
     except Exception as err:
         print(f"suanli-agent: unexpected error: {_one_line(err)}", file=sys.stderr)
         return EXIT_SERVE
