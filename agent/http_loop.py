@@ -86,22 +86,30 @@ class LoopServer(Exchange):
     def serve_forever(self) -> None:
         next_sweep = 0.0
         while self._running:
-            for key, _mask in self._selector.select(TICK_S):
-                if key.data is None:
-                    self._accept()
-                elif key.data is _WAKE:
-                    self._woken()
-                elif key.data.state != CLOSED:
-                    self._guarded(self._ready, key.data)
-            while self._backlog:
-                conn = self._backlog.pop()
-                if conn.state == READING:
-                    self._guarded(self._process, conn)
-            now = time.monotonic()
-            if now >= next_sweep:
-                self._sweep(now)
-                next_sweep = now + TICK_S
+            try:
+                self._turn()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + TICK_S
+            except Exception as err:  # a bug outside any one connection: logged, loop goes on
+                log.error("HTTP loop: %s: %s", type(err).__name__, err)
+                time.sleep(TICK_S)
         self._stopped = True
+
+    def _turn(self) -> None:
+        """Handle what is ready, then the pipelined requests it left."""
+        for key, _mask in self._selector.select(TICK_S):
+            if key.data is None:
+                self._accept()
+            elif key.data is _WAKE:
+                self._woken()
+            elif key.data.state != CLOSED:
+                self._guarded(self._ready, key.data)
+        while self._backlog:
+            conn = self._backlog.pop()
+            if conn.state == READING:
+                self._guarded(self._process, conn)
 
     def _guarded(self, step: Callable[[Connection], None], conn: Connection) -> None:
         """A bug met by one connection closes that connection, never the loop."""
