@@ -69,10 +69,8 @@ def run(
     reloader = Reloader(reload or (lambda: loaded), loaded, agent, state, build)
     for warning in web.warnings if web else ():
         log.warning("%s", warning)
-    stats = HttpStats(period=sampler.interval)
-    reloader.attach(HTTP_SPECS, stats.samples)
     try:
-        server = listen(address, state, web, stats=stats)
+        server = _listen(address, state, web, reloader)
     except ServeError as err:
         log.error("%s", err)
         sampler.stop()
@@ -93,6 +91,15 @@ def run(
     reloader.agent.sampler.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+def _listen(
+    address: tuple[str, int], state: AgentState, web: WebConfig | None, reloader: Reloader
+) -> AgentHTTPServer:
+    """The server, its `suanli_http_*` series exported by every agent the reloader serves."""
+    stats = HttpStats(period=reloader.agent.sampler.interval)
+    reloader.attach(HTTP_SPECS, stats.samples)
+    return listen(address, state, web, stats=stats)
 
 
 def _loop(signals: _Signals, reloader: Reloader, notifier: Notifier, allocator: Allocator) -> None:

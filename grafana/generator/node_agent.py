@@ -17,7 +17,6 @@ def n(metric: str, extra: str = "") -> str:
 def agent_panels() -> list[Json]:
     ok = value_map({0: ("failed", "red"), 1: ("ok", "green")})
     age = f"time() - {n('suanli_collector_last_success_timestamp_seconds')}"
-    reload_age = f"time() - max({n('suanli_config_last_reload_success_timestamp_seconds')})"
     return [
         state_timeline(
             "Collectors",
@@ -57,6 +56,14 @@ def agent_panels() -> list[Json]:
             Query(f"rate({n('suanli_nvml_errors_total')}{RATE})", legend="{{function}} {{error}}"),
             w=12,
         ),
+        *config_panels(),
+        *http_panels(),
+    ]
+
+
+def config_panels() -> list[Json]:
+    reload_age = f"time() - max({n('suanli_config_last_reload_success_timestamp_seconds')})"
+    return [
         stat(
             "Config loaded",
             "1 when the last configuration load (start or SIGHUP) succeeded.",
@@ -84,7 +91,6 @@ def agent_panels() -> list[Json]:
             h=8,
             bad_at=1,
         ),
-        *http_panels(),
     ]
 
 
