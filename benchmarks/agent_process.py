@@ -110,7 +110,7 @@ class AgentProcess:
 
     def connection(self, timeout: float = 2.0) -> http.client.HTTPConnection:
         """A connection to the agent: HTTPS with the web config's client context when set."""
-        if self.web is None:
+        if self.web is None or self.web.context is None:
             return http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
         return http.client.HTTPSConnection(
             LOOPBACK, self.port, timeout=timeout, context=self.web.context
