@@ -34,8 +34,9 @@ class Throttle:
         self._clients: OrderedDict[str, deque[float]] = OrderedDict()
         self._all: deque[float] = deque(maxlen=overall)
 
-    def allowed(self, client: str) -> bool:
-        """Whether an attempt from `client` may be checked now."""
+    def allowed(self, client: str, checking: int = 0) -> bool:
+        """Whether an attempt from `client` may be checked now, with `checking` of its attempts
+        still being checked (each may yet fail)."""
         since = self._clock() - self._window
         _prune(self._all, since)
         failures = self._clients.get(client)
@@ -43,8 +44,8 @@ class Throttle:
             _prune(failures, since)
             if not failures:
                 del self._clients[client]
-            elif len(failures) >= self._per_client:
-                return False
+        if len(failures or ()) + checking >= self._per_client:
+            return False
         return len(self._all) < self._overall
 
     def failed(self, client: str) -> None:

@@ -5,7 +5,7 @@ checked by bcrypt in two worker threads, with failures throttled (agent.auth_thr
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -30,6 +30,7 @@ class AuthGate:
         self._wake = wake
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
+        self._checking: Counter[str] = Counter()  # checks under way, per client address
         self.done: deque[tuple[Any, bool]] = deque()  # (token, verified), filled by workers
 
     def admit(self, header: str | None, peer: str, token: Any) -> str:
@@ -38,11 +39,12 @@ class AuthGate:
             return PASS
         if parse_basic(header) is None:
             return DENY  # nothing to check: no bcrypt, no throttle
-        if self._pending >= PENDING or not self.throttle.allowed(peer):
+        if self._pending >= PENDING or not self.throttle.allowed(peer, self._checking[peer]):
             return THROTTLED
         if self._pool is None:
             self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="http-auth")
         self._pending += 1
+        self._checking[peer] += 1
         future = self._pool.submit(self.auth.verify, header)
         future.add_done_callback(lambda f: self._finished(f, token))
         return CHECKING
@@ -59,6 +61,9 @@ class AuthGate:
     def settle(self, peer: str, verified: bool) -> None:
         """Account for one finished check (in the loop's thread)."""
         self._pending -= 1
+        self._checking[peer] -= 1
+        if not self._checking[peer]:
+            del self._checking[peer]
         if not verified:
             self.throttle.failed(peer)
 

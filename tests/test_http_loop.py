@@ -201,6 +201,9 @@ def test_the_overall_throttle_counts_every_client() -> None:
     assert not throttle.allowed("10.0.0.99")
     now[0] = 61.0  # the window has passed
     assert throttle.allowed("10.0.0.99")
+    # checks still under way count: ten concurrent attempts cannot all slip in at once
+    assert throttle.allowed("10.0.0.7", checking=9)
+    assert not throttle.allowed("10.0.0.7", checking=10)
 
 
 def test_an_unknown_user_takes_as_long_as_a_known_one() -> None:
