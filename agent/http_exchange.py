@@ -6,7 +6,9 @@ A base class of `agent.http_loop.LoopServer`, which owns the sockets, the select
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import resource
 import socket
 import time
 from collections import OrderedDict
@@ -23,17 +25,28 @@ from agent.http_stats import HttpStats
 log = logging.getLogger(__name__)
 
 READ, WRITE = 1, 2  # selectors.EVENT_READ, EVENT_WRITE
+RESERVED_FILES = 256  # NVML's device files, /proc and /sys reads, the journal, Python's own
+MIN_CONNECTIONS = 8
 DRAIN_S = 1.0  # after an answer and before closing: read what the client still sends, so the
 # kernel does not reset the connection (and discard the answer) over unread bytes
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_connections: int = 512
+    max_connections: int = 512  # and at most the file limit less RESERVED_FILES: see fitted()
     first_request_s: float = 10.0  # a new connection's first request, TLS handshake included
     keepalive_s: float = 60.0  # between requests on a kept-alive connection
     request_s: float = 10.0  # one request, from its first byte to its blank line
     write_s: float = 10.0  # one response, until the client has read all of it
+
+    def fitted(self) -> Limits:
+        """These limits with the connection cap lowered, when the process's file limit
+        (RLIMIT_NOFILE) would otherwise leave the collectors too few descriptors."""
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            return self
+        room = max(MIN_CONNECTIONS, soft - RESERVED_FILES)
+        return dataclasses.replace(self, max_connections=min(self.max_connections, room))
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def listen(
         raise ServeError(f"cannot listen on {shown}: {err.strerror or err}") from None
     headers = (("Server", f"suanli-agent/{__version__}"), *(web.headers if web else ()))
     server = AgentHTTPServer(
-        listener, lambda r: answer(state, r), limits or Limits(), headers, stats
+        listener, lambda r: answer(state, r), limits or Limits().fitted(), headers, stats
     )
     if web is not None and web.context is not None:
         server.use_tls(web.context, web.tls.client_allowed_sans if web.tls else ())

@@ -305,11 +305,11 @@ def test_file_and_task_limits_fit_the_agents_caps() -> None:
     (systemd-analyze verify accepts both, above); tests/test_http_slow_clients.py runs 1,000
     hostile connections under these two values."""
     from agent.http_auth import WORKERS
+    from agent.http_exchange import RESERVED_FILES
     from agent.http_loop import Limits
 
     files, tasks = int(value("LimitNOFILE")), int(value("TasksMax"))
-    reserve = 256  # NVML's device files (2 per GPU), /proc and /sys reads, the journal
-    assert Limits().max_connections + reserve <= files
+    assert Limits().max_connections + RESERVED_FILES <= files
     gpus = 16  # one reader thread each, on the largest nodes
     fixed = 1 + 1 + 1 + 1 + 1 + WORKERS  # main, HTTP loop, sampler, XID events, kernel log, auth
     assert fixed + gpus <= tasks // 2, "half of TasksMax stays for threads a hung call leaves"

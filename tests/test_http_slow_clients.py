@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import base64
 import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import bcrypt
 import pytest
 
+from agent.http_exchange import RESERVED_FILES
 from agent.http_loop import Limits
 from benchmarks.abuse import attacked, prlimit_prefix, unit_limit
 from benchmarks.agent_process import AgentProcess, Web
@@ -60,8 +65,38 @@ def test_with_tls_and_basic_auth_too(pki: Path) -> None:
 
 
 def test_the_unit_leaves_room_for_the_connection_cap() -> None:
-    reserve = 256  # NVML's device files, /proc and /sys reads, the journal, Python's own
-    assert Limits().max_connections + reserve <= unit_limit("LimitNOFILE")
+    assert Limits().max_connections + RESERVED_FILES <= unit_limit("LimitNOFILE")
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) not installed")
+def test_a_lower_file_limit_lowers_the_cap_and_the_collectors_keep_their_files() -> None:
+    """Run with 300 files instead of the unit's 1,024: 300 connections evict one another
+    within a cap of 44, the accept loop does not spin, and no collector meets EMFILE."""
+    agent = AgentProcess("h100-8", "500ms", prefix=("prlimit", "--nofile=300:300", "--"))
+    with agent, closing_all([]) as held:
+        for _ in range(300):
+            with suppress(OSError):
+                held.append(socket.create_connection(("127.0.0.1", agent.port), timeout=1))
+        cpu, began = agent.cpu_seconds(), time.monotonic()
+        for _ in range(20):
+            status, _ = agent.get()
+            assert status == 200
+            time.sleep(0.1)
+        assert (agent.cpu_seconds() - cpu) / (time.monotonic() - began) < 0.5  # no spinning
+        assert agent.open_files() <= 300
+        metrics = agent_metrics(agent.port)
+    assert evicted(metrics, "capacity") >= 300 - 44
+    failing = [line for line in metrics.splitlines() if line.startswith("suanli_collector_success")]
+    assert failing and all(line.endswith(" 1.0") for line in failing), failing
+
+
+@contextmanager
+def closing_all(socks: list[socket.socket]) -> Iterator[list[socket.socket]]:
+    try:
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def agent_metrics(port: int) -> str:
