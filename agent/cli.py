@@ -1,8 +1,10 @@
 """Command line: arguments, logging, wiring, signals and exit codes. The only place that exits.
 
 Exit codes: 0 clean stop or `--once`/`--check-config` success, 1 cannot serve (port in use,
-permission denied, bad address), 2 bad configuration or arguments, 3 `--once` printed its
-sample but a collector failed in it (one line per failed collector on stderr).
+permission denied, bad address) or an unexpected internal error, 2 bad configuration or arguments
+(any failure while reading them included), 3 `--once` printed its sample but a collector failed
+in it (one line per failed collector on stderr). Every error is one line on stderr: `main` is the
+one top-level guard, and no traceback leaves it.
 """
 
 from __future__ import annotations
@@ -144,8 +146,23 @@ def load_web_config(args: argparse.Namespace) -> WebConfig | None:
 def load_all(args: argparse.Namespace) -> Loaded:
     """Everything the flags name, validated: at start and on every SIGHUP.
 
-    Raises ConfigError whose problems start with `config: ` or `web-config: `.
+    Raises ConfigError whose problems start with `config: ` or `web-config: `; an unexpected
+    error while reading them is one such problem too (bad input must never stop the agent).
     """
+    try:
+        return _load_all(args)
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ConfigError([f"config: cannot load: {_one_line(err)}"]) from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())[:300]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _load_all(args: argparse.Namespace) -> Loaded:
     try:
         config, source = load_config(args)
     except ConfigError as err:
@@ -194,6 +211,18 @@ def _build(config: Config, at: float | None) -> tuple[Agent, Simulation | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The one top-level guard: an unexpected error is one line on stderr and exit 1."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the signal handlers are installed (serving stops with 0)
+        print("suanli-agent: interrupted", file=sys.stderr)
+        return EXIT_SERVE
+    except Exception as err:
+        print(f"suanli-agent: unexpected error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_SERVE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "simulate":  # the fleet simulator, found only when asked for
         return _simulate(argv[1:])
@@ -207,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     config, web = loaded.config, loaded.web
     if args.check_config:
-        also = f", web config {args.web_config}" if web is not None else ""
-        print(f"suanli-agent: configuration OK ({loaded.source}{also})")
-        return EXIT_OK
+        return _check_config(args, loaded)
     logs.setup(config.log.level, config.log.format)
     if args.once:  # a look, beside a running agent: it must not move the daemon's cursor
         config = with_overrides(config, {"collectors.kmsg.state_file": ""})
@@ -229,6 +256,20 @@ def main(argv: list[str] | None = None) -> int:
         loaded=loaded,
         build=lambda new: _build(new, None)[0],
     )
+
+
+def _check_config(args: argparse.Namespace, loaded: Loaded) -> int:
+    """`--check-config`: the paths too (they exist, are readable, the right kind); 0 or 2."""
+    from agent.config_paths import path_problems
+
+    problems = path_problems(loaded.config)
+    for problem in problems:
+        print(f"suanli-agent: config: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    also = f", web config {args.web_config}" if loaded.web is not None else ""
+    print(f"suanli-agent: configuration OK ({loaded.source}{also})")
+    return EXIT_OK
 
 
 def _simulate(argv: list[str]) -> int:

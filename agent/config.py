@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from agent import safe_yaml
 from agent.collectors.registry import CollectorsConfig
 from agent.options import (
     Check,
@@ -52,7 +53,11 @@ BACKENDS = ("nvml", "fake")
 class ConfigError(Exception):
     """The configuration is invalid; `problems` holds one line per problem."""
 
+    MAX_CHARS = 400  # a problem quoting a huge value is cut: one readable line each
+
     def __init__(self, problems: list[str]) -> None:
+        cut = self.MAX_CHARS
+        problems = [p if len(p) <= cut else p[: cut - 3] + "..." for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
 
@@ -69,6 +74,17 @@ class ExpositionConfig:
     dcgm_compat: bool = option(False, boolean)
 
 
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0
+
+
+def interval(value: Any) -> float:
+    """The sampling interval: a duration from 100ms to 1h."""
+    seconds = parse_duration(value)
+    if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        raise ValueError(f'must be from 100ms to 1h, got "{value}"')
+    return seconds
+
+
 def _listen(value: Any) -> str:
     parse_listen_address(value)
     return str(value)
@@ -77,7 +93,7 @@ def _listen(value: Any) -> str:
 @dataclass(frozen=True)
 class Config:
     listen_address: str = option(":9445", _listen)
-    interval: float = option(5.0, parse_duration)
+    interval: float = option(5.0, interval)
     backend: str = option("nvml", one_of(BACKENDS))
     fake_scenario: str = option("h100-8", string)
     log: LogConfig = field(default_factory=LogConfig)
@@ -175,22 +191,14 @@ def load(path: Path) -> Config:
         reason = getattr(err, "strerror", None) or str(err)
         raise ConfigError([f"{path}: cannot read: {reason}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
     except yaml.YAMLError as err:
-        raise ConfigError([f"{path}: not valid YAML: {_yaml_problem(err)}"]) from None
+        raise ConfigError([f"{path}: not valid YAML: {safe_yaml.problem(err)}"]) from None
     if data is None:
         return Config()
     if not isinstance(data, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys, got {data!r}"])
     return from_mapping(data, str(path))
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    if mark is None:
-        return str(problem)
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
 def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:

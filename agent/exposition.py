@@ -104,13 +104,13 @@ class Renderer:
         self._lock = threading.Lock()
         self._sequence = -1
         self._cache: dict[tuple[str, bool], bytes] = {}
-        self._extra_source: ExtraSource | None = None
+        self._extra_sources: list[ExtraSource] = []
         self._extra: tuple[Sample, ...] = ()
 
     def attach(self, specs: Sequence[MetricSpec], source: ExtraSource) -> None:
         """Also export the series `source` returns (asked on every render; a change re-renders)."""
         self.specs = [*self.specs, *specs]
-        self._extra_source = source
+        self._extra_sources.append(source)
 
     def render(
         self, snapshot: Snapshot, accept: str = "", gzipped: bool = False
@@ -118,7 +118,7 @@ class Renderer:
         """(body, content type) for `snapshot` in the format `accept` negotiates."""
         content_type = negotiate(accept)
         key = (content_type, gzipped)
-        extra = tuple(self._extra_source()) if self._extra_source is not None else ()
+        extra = tuple(sample for source in self._extra_sources for sample in source())
         with self._lock:
             if snapshot.sequence != self._sequence or extra != self._extra:
                 self._cache.clear()

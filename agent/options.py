@@ -9,6 +9,7 @@ with a hint; the configuration loader adds the key's path.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 
 Check = Callable[[Any], Any]
 CHECK = "check"  # the field metadata key
+PATH_KIND = "path_kind"  # what --check-config expects at a path option: DIRECTORY or READABLE
+DIRECTORY, READABLE = "a directory", "a readable file or device"
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -25,6 +28,12 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def option(default: Any, check: Check) -> Any:
     """A dataclass field with its default and the check its configured values go through."""
     return dataclasses.field(default=default, metadata={CHECK: check})
+
+
+def path_option(default: str, kind: str) -> Any:
+    """A file system path ("" where the default allows: none); `--check-config` checks that it
+    exists as `kind` (DIRECTORY or READABLE) when its collector is enabled (agent.config_paths)."""
+    return dataclasses.field(default=default, metadata={CHECK: string, PATH_KIND: kind})
 
 
 def check_of(field: dataclasses.Field[Any]) -> Check | None:
@@ -40,7 +49,7 @@ def parse_duration(text: object) -> float:
     if not _DURATION_RE.match(cleaned):
         raise ValueError(f'must be a positive duration like "5s" or "500ms", got "{text}"')
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(cleaned))
-    if seconds <= 0:
+    if seconds <= 0 or not math.isfinite(seconds):
         raise ValueError(f'must be a positive duration like "5s", got "{text}"')
     return seconds
 
@@ -52,9 +61,28 @@ def boolean(value: Any) -> bool:
 
 
 def string(value: Any) -> str:
+    """A string that can be written out: valid Unicode, no NUL."""
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {value!r}")
+    if "\0" in value:
+        raise ValueError(f"must not hold NUL, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"must be valid Unicode, got {value!r}") from None
     return value
+
+
+MAX_LABEL_CHARS = 256
+
+
+def label_value(value: Any) -> str:
+    """A label value: a printable one-line string of at most MAX_LABEL_CHARS characters."""
+    text = string(value)
+    if not text.isprintable() or len(text) > MAX_LABEL_CHARS:
+        why = f"a printable one-line string of at most {MAX_LABEL_CHARS} characters"
+        raise ValueError(f"must be {why}, got {value!r}")
+    return text
 
 
 def whole(low: int, high: int, what: str = "a whole number") -> Check:
@@ -94,6 +122,6 @@ def int_list(low: int, high: int, example: str) -> Check:
 class Topology:
     """Where the node stands in the center: labels of its node info series."""
 
-    cluster: str = option("", string)
-    hall: str = option("", string)
-    rack: str = option("", string)
+    cluster: str = option("", label_value)
+    hall: str = option("", label_value)
+    rack: str = option("", label_value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from agent.collectors.registry import KINDS, VIEWS
 from agent.exposition import SELF_SPECS
+from agent.http_stats import HTTP_SPECS
 from agent.metrics import MetricSpec
 from agent.reload import RELOAD_SPECS
 
@@ -18,7 +19,7 @@ def sections() -> list[tuple[str, list[MetricSpec]]]:
     """One section per collector and GPU view, as the registry declares them, then the agent's."""
     found = [(kind.title, list(kind.specs)) for kind in KINDS]
     found += [(view.title, list(view.specs)) for view in VIEWS]
-    return [*found, ("The agent itself", [*SELF_SPECS, *RELOAD_SPECS])]
+    return [*found, ("The agent itself", [*SELF_SPECS, *RELOAD_SPECS, *HTTP_SPECS])]
 
 
 def markdown() -> str:

@@ -7,8 +7,10 @@ closes NVML). Scrapes never wait: until the swap they are answered from the old 
 
 The listen address and the web config (TLS, basic auth) belong to the listening socket: a change
 to either is logged as needing a restart and the old one is kept. An invalid configuration is
-refused with one log line per problem and the old agent keeps serving. Both outcomes are
-exported as `suanli_config_last_reload_successful` and `..._success_timestamp_seconds`.
+refused with one log line per problem and the old agent keeps serving. A reload never stops
+the agent: any exception while loading, building or swapping in the new agent is refused the
+same way. Outcomes are exported as `suanli_config_last_reload_successful`,
+`..._success_timestamp_seconds` and the count `suanli_config_reloads_failed_total`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agent.metrics import MetricSpec, Sample
 
 if TYPE_CHECKING:  # the CLI imports Loaded for --check-config: keep this module light
     from agent.app import Agent
+    from agent.exposition import ExtraSource
     from agent.server import AgentState
     from agent.webconfig import WebConfig
 
@@ -41,7 +44,13 @@ RELOAD_SUCCESS_TIMESTAMP = MetricSpec(
     "gauge",
     "Unix time of the last successful configuration load (at start or on SIGHUP).",
 )
-RELOAD_SPECS = (RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIMESTAMP)
+RELOADS_FAILED = MetricSpec(
+    "suanli_config_reloads_failed_total",
+    "counter",
+    "Configuration reloads (SIGHUP) refused since the agent started; the running configuration "
+    "was kept each time.",
+)
+RELOAD_SPECS = (RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIMESTAMP, RELOADS_FAILED)
 
 
 @dataclass(frozen=True)
@@ -59,24 +68,26 @@ Builder = Callable[[Config], "Agent"]  # a configuration -> the agent it describ
 
 
 class ReloadStatus:
-    """The outcome of the last load, as the two `suanli_config_last_reload_*` series."""
+    """The outcome of the last load and the count of refused ones, as `suanli_config_*`."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self.failed = 0
         self._samples = self._make(True, clock())
 
     def record(self, successful: bool) -> None:
         stamp = self._clock() if successful else self._samples[1].value
+        self.failed += 0 if successful else 1
         self._samples = self._make(successful, stamp)
 
     def samples(self) -> tuple[Sample, ...]:
         return self._samples
 
-    @staticmethod
-    def _make(successful: bool, stamp: float) -> tuple[Sample, ...]:
+    def _make(self, successful: bool, stamp: float) -> tuple[Sample, ...]:
         return (
             Sample(RELOAD_SUCCESSFUL, (), 1.0 if successful else 0.0),
             Sample(RELOAD_SUCCESS_TIMESTAMP, (), stamp),
+            Sample(RELOADS_FAILED, (), float(self.failed)),
         )
 
 
@@ -97,21 +108,39 @@ class Reloader:
         self.agent = agent
         self._state = state
         self.status = ReloadStatus()
+        # more series every agent's renderer exports (the HTTP server's): kept across reloads
+        self.attached: list[tuple[tuple[MetricSpec, ...], ExtraSource]] = [
+            (RELOAD_SPECS, self.status.samples)
+        ]
         agent.renderer.attach(RELOAD_SPECS, self.status.samples)
+
+    def attach(self, specs: tuple[MetricSpec, ...], source: ExtraSource) -> None:
+        """Export `source`'s series from this agent's renderer and every later one."""
+        self.attached.append((specs, source))
+        self.agent.renderer.attach(specs, source)
 
     def reload(self) -> bool:
         """Re-read and apply the configuration; False (old agent kept) when it is refused."""
         try:
-            loaded = self._load()
+            return self._reload()
         except ConfigError as err:
             return self._refuse(err.problems)
+        except Exception as err:  # whatever it is, the running configuration stays
+            return self._refuse([" ".join(f"{type(err).__name__}: {err}".split())[:300]])
+
+    def _reload(self) -> bool:
+        loaded = self._load()
         config = self._keep_socket_settings(loaded)
         from agent.app import build
 
+        new = (self._build or build)(config)
         try:
-            new = (self._build or build)(config)
-        except Exception as err:  # a scenario or collector that cannot start: keep the old
-            return self._refuse([f"{type(err).__name__}: {err}"])
+            for specs, source in self.attached:
+                new.renderer.attach(specs, source)
+            new.sampler.sample_once()
+        except Exception:
+            new.sampler.stop()
+            raise
         logs.setup(config.log.level, config.log.format)
         self._swap(new)
         self._loaded = dataclasses.replace(loaded, config=config, web=self._loaded.web)
@@ -144,10 +173,8 @@ class Reloader:
         return dataclasses.replace(loaded.config, listen_address=old.config.listen_address)
 
     def _swap(self, new: Agent) -> None:
-        """First sample, publish in one assignment, start, then stop the old sampler."""
-        new.renderer.attach(RELOAD_SPECS, self.status.samples)
+        """Publish (first sample taken) in one assignment, start, then stop the old sampler."""
         sampler = new.sampler
-        sampler.sample_once()
         self.status.record(True)
         self._state.swap(new.renderer, lambda: sampler.latest, sampler.health)
         sampler.start(first_delay=sampler.interval)

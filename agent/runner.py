@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from agent.allocator import Allocator
 from agent.app import Agent
+from agent.http_stats import HTTP_SPECS, HttpStats
 from agent.reload import Builder, Loaded, Loader, Reloader
 from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_in_thread
 from agent.systemd import Notifier
@@ -69,7 +70,7 @@ def run(
     for warning in web.warnings if web else ():
         log.warning("%s", warning)
     try:
-        server = listen(address, state, web)
+        server = _listen(address, state, web, reloader)
     except ServeError as err:
         log.error("%s", err)
         sampler.stop()
@@ -90,6 +91,15 @@ def run(
     reloader.agent.sampler.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+def _listen(
+    address: tuple[str, int], state: AgentState, web: WebConfig | None, reloader: Reloader
+) -> AgentHTTPServer:
+    """The server, its `suanli_http_*` series exported by every agent the reloader serves."""
+    stats = HttpStats(period=reloader.agent.sampler.interval)
+    reloader.attach(HTTP_SPECS, stats.samples)
+    return listen(address, state, web, stats=stats)
 
 
 def _loop(signals: _Signals, reloader: Reloader, notifier: Notifier, allocator: Allocator) -> None:

@@ -1,9 +1,9 @@
-"""TLS serving for `--web-config`: the server context, and the handshake in a connection's thread.
+"""TLS serving for `--web-config`: the server context, and non-blocking handshake steps.
 
 Imported only when a web configuration enables TLS: loading OpenSSL costs about 4 MiB of
-resident memory (see agent/server.py). Each accepted connection's handshake runs in that
-connection's own handler thread under one overall deadline, so a client that connects and then
-sends nothing, or drips its ClientHello a byte at a time, holds only its own thread.
+resident memory. The HTTP loop (agent.http_loop) drives each handshake a step at a time as its
+socket becomes ready, under the connection's deadline, so a client that connects and sends
+nothing, or drips its ClientHello a byte at a time, holds one socket and no thread.
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import select
 import socket
 import ssl
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -120,58 +116,28 @@ def _pem(path: str | None, inline: str | None) -> Iterator[str]:
         os.close(fd)
 
 
-def accept(
-    context: ssl.SSLContext,
-    sock: socket.socket,
-    allowed_sans: Iterable[str] = (),
-    timeout: float = HANDSHAKE_TIMEOUT_SECONDS,
-) -> ssl.SSLSocket | None:
-    """The server side of the handshake within `timeout` seconds; None (sock closed) on failure."""
-    peer = _peer(sock)
-    sock.setblocking(False)
+AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError)  # a non-blocking call to retry later
+
+
+def wrap(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:
+    """The server side of TLS over an accepted non-blocking socket; the handshake is not started.
+    Raises OSError."""
+    return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+
+
+def handshake_step(conn: ssl.SSLSocket, allowed_sans: Iterable[str] = ()) -> str | None:
+    """One non-blocking step of the handshake: "read" or "write" (what it waits for), or None
+    once it is done and the client's certificate is allowed. Raises OSError (ssl.SSLError)."""
     try:
-        conn = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    except OSError as err:
-        log.debug("TLS from %s: %s", peer, err)
-        sock.close()
-        return None
-    try:
-        _handshake(conn, time.monotonic() + timeout)
-        allowed = list(allowed_sans)
-        if allowed and not san_allowed(conn.getpeercert(), allowed):
-            raise ssl.SSLError("no subject alternative name of the client certificate is allowed")
-    except OSError as err:  # ssl.SSLError and TimeoutError included
-        log.debug("TLS handshake from %s failed: %s", peer, err)
-        conn.close()
-        return None
-    conn.setblocking(True)
-    return conn
-
-
-def _handshake(conn: ssl.SSLSocket, deadline: float) -> None:
-    poller = select.poll()
-    while True:
-        try:
-            conn.do_handshake()
-            return
-        except ssl.SSLWantReadError:
-            events = select.POLLIN
-        except ssl.SSLWantWriteError:
-            events = select.POLLOUT
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("handshake not completed in time")
-        poller.register(conn.fileno(), events)
-        poller.poll(remaining * 1000)
-        poller.unregister(conn.fileno())
-
-
-def _peer(sock: socket.socket) -> str:
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        return "?"
-    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        return "read"
+    except ssl.SSLWantWriteError:
+        return "write"
+    allowed = list(allowed_sans)
+    if allowed and not san_allowed(conn.getpeercert(), allowed):
+        raise ssl.SSLError("no subject alternative name of the client certificate is allowed")
+    return None
 
 
 def san_allowed(cert: Any, allowed: list[str]) -> bool:

@@ -6,10 +6,12 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -20,6 +22,15 @@ LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Web:
+    """A `--web-config` file and how a client gets in: TLS context and headers (basic auth)."""
+
+    path: Path
+    context: ssl.SSLContext | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class AgentFailed(RuntimeError):
@@ -35,7 +46,16 @@ def free_port() -> int:
 class AgentProcess:
     """`with AgentProcess("h100-8") as agent:` starts the agent and always stops it."""
 
-    def __init__(self, scenario: str, interval: str = "1s", config: Path | None = None) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        interval: str = "1s",
+        config: Path | None = None,
+        prefix: tuple[str, ...] = (),
+        web: Web | None = None,
+    ) -> None:
+        self.prefix = prefix  # e.g. ("prlimit", "--nofile=1024:1024", "--"): the unit's limits
+        self.web = web
         self.scenario = scenario
         self.interval = interval
         self.config = config
@@ -50,10 +70,13 @@ class AgentProcess:
         return self._proc.pid
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "agent", "--fake", self.scenario, "--interval", self.interval]
+        args = [*self.prefix, sys.executable, "-m", "agent", "--fake", self.scenario]
+        args += ["--interval", self.interval]
         args += ["--listen-address", f"{LOOPBACK}:{self.port}", "--log-level", "warning"]
         if self.config is not None:
             args += ["--config", str(self.config)]
+        if self.web is not None:
+            args += ["--web-config", str(self.web.path)]
         return args
 
     def __enter__(self) -> AgentProcess:
@@ -85,17 +108,29 @@ class AgentProcess:
             time.sleep(0.05)
         raise AgentFailed(f"agent did not answer within {READY_TIMEOUT_S:.0f}s\n{self.log_tail()}")
 
-    def _answers(self) -> bool:
-        connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
+    def connection(self, timeout: float = 2.0) -> http.client.HTTPConnection:
+        """A connection to the agent: HTTPS with the web config's client context when set."""
+        if self.web is None or self.web.context is None:
+            return http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
+        return http.client.HTTPSConnection(
+            LOOPBACK, self.port, timeout=timeout, context=self.web.context
+        )
+
+    def get(self, path: str = "/metrics") -> tuple[int, bytes]:
+        """(status, body) of one GET on a fresh connection, with the web config's credentials."""
+        connection = self.connection(5.0)
         try:
-            connection.request("GET", "/metrics")
+            connection.request("GET", path, headers=self.web.headers if self.web else {})
             response = connection.getresponse()
-            response.read()
-            return response.status == 200
-        except OSError:
-            return False
+            return response.status, response.read()
         finally:
             connection.close()
+
+    def _answers(self) -> bool:
+        try:
+            return self.get()[0] == 200
+        except (OSError, http.client.HTTPException):
+            return False
 
     def _check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
@@ -132,6 +167,18 @@ class AgentProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         raise AgentFailed(f"no VmRSS in /proc/{self.pid}/status")
+
+    def threads(self) -> int:
+        """Threads of the agent process (what systemd's TasksMax counts)."""
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+        raise AgentFailed(f"no Threads in /proc/{self.pid}/status")
+
+    def open_files(self) -> int:
+        """File descriptors the agent holds (what LimitNOFILE caps)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def cpu_seconds(self) -> float:
         """utime + stime of the agent process (all its threads), from /proc/PID/stat."""

@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from agent import safe_yaml
 from suanli_sim.fake_jobs import JobSpec, Process, parse_jobs, parse_processes
 from suanli_sim.fake_mig import MigSpec, parse_mig
 from suanli_sim.fake_models import MODELS, model_names
@@ -199,14 +200,20 @@ def load_scenario(name_or_path: str) -> Scenario:
     if not path.is_file():
         known = ", ".join(builtin_scenarios())
         raise ScenarioError(f"{name_or_path}: no such scenario file or built-in; built-in: {known}")
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{name_or_path}: not a YAML scenario (not UTF-8 text)") from None
+    except OSError as err:
+        raise ScenarioError(f"{name_or_path}: cannot read: {err.strerror or err}") from None
+    return parse_scenario(text, str(path))
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
     except yaml.YAMLError as err:
-        raise ScenarioError(f"{source}: invalid YAML: {' '.join(str(err).split())}") from err
+        raise ScenarioError(f"{source}: invalid YAML: {safe_yaml.problem(err)}") from None
     try:
         return _scenario(data)
     except ScenarioError as err:

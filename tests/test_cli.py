@@ -569,3 +569,71 @@ def test_a_head_request_does_not_silence_later_gets_on_the_connection(
     body = connection.getresponse().read().decode()
     assert "suanli_nvml_up" in body
     connection.close()
+
+
+# --- hostile input (issue 18) -------------------------------------------------------------------
+
+
+def test_the_interval_is_bounded_with_a_clear_message(run_agent: RunAgent) -> None:
+    for interval in ("1ms", "99ms", "2h", "999999999999h"):
+        result = run_agent("--once", "--fake", "h100-8", "--interval", interval)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            f'suanli-agent: config: --interval: must be from 100ms to 1h, got "{interval}"\n'
+        )
+
+
+def test_check_config_checks_paths_exist_are_readable_and_the_right_kind(
+    run_agent: RunAgent, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "collectors:\n"
+        "  host: {procfs: /nonexistent}\n"
+        "  power: {sysfs: /etc/hostname}\n"
+        "  kmsg: {path: /tmp}\n"
+        "  infiniband: {enabled: false, sysfs: /nonexistent}\n"  # disabled: not checked
+    )
+    result = run_agent("--config", str(config), "--check-config")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        'suanli-agent: config: collectors.host.procfs: "/nonexistent": No such file or directory',
+        'suanli-agent: config: collectors.power.sysfs: "/etc/hostname": not a directory',
+        'suanli-agent: config: collectors.kmsg.path: "/tmp": a directory, expected a readable '
+        "file or device",
+    ]
+
+
+def test_a_label_value_that_cannot_be_exported_is_refused(
+    run_agent: RunAgent, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text('topology: {rack: "R\\t7", hall: "' + "h" * 300 + '"}\n')
+    result = run_agent("--config", str(config), "--check-config")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[3] for line in lines] == ["topology.rack", "topology.hall"]
+
+
+def test_an_unexpected_error_is_one_line_and_the_documented_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent import cli
+
+    def broken(path: Path) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(cli, "load", broken)
+    assert cli.main(["--check-config", "--config", "/etc/hostname"]) == 2  # reading input: 2
+    assert capsys.readouterr().err == (
+        "suanli-agent: config: cannot load: RecursionError: maximum recursion depth exceeded\n"
+    )
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(cli, "_check_config", crash)
+    assert cli.main(["--check-config"]) == 1  # anything else: 1
+    assert capsys.readouterr().err == (
+        "suanli-agent: unexpected error: OSError: [Errno 24] Too many open files\n"
+    )

@@ -130,6 +130,13 @@ def test_namespace_allows_host_pid_and_host_paths() -> None:
 
 
 def test_configmap_agent_yaml_passes_check_config(pod_config: Path, run_agent: RunAgent) -> None:
+    # --check-config checks the paths exist: in the pod, /host is this machine's / (the
+    # DaemonSet mounts the host's root there), so check them as the pod would see them here
+    text = pod_config.read_text()
+    assert "/host/" in text
+    pod_config.write_text(
+        re.sub(r"(?<=: )/host(?=/|$)", "", text, flags=re.M).replace(": \n", ": /\n")
+    )
     result = run_agent("--check-config", "--config", str(pod_config))
     assert result.returncode == 0, result.stdout + result.stderr
 

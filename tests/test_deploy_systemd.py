@@ -298,3 +298,18 @@ def test_every_example_key_has_a_comment() -> None:
             continue  # comments and section headers
         above = lines[number - 1].strip() if number else ""
         assert above.startswith("#") or "#" in line, f"line {number + 1} has no comment: {line}"
+
+
+def test_file_and_task_limits_fit_the_agents_caps() -> None:
+    """LimitNOFILE leaves room for the HTTP connection cap, TasksMax for the agent's threads
+    (systemd-analyze verify accepts both, above); tests/test_http_slow_clients.py runs 1,000
+    hostile connections under these two values."""
+    from agent.http_auth import WORKERS
+    from agent.http_exchange import RESERVED_FILES
+    from agent.http_loop import Limits
+
+    files, tasks = int(value("LimitNOFILE")), int(value("TasksMax"))
+    assert Limits().max_connections + RESERVED_FILES <= files
+    gpus = 16  # one reader thread each, on the largest nodes
+    fixed = 1 + 1 + 1 + 1 + 1 + WORKERS  # main, HTTP loop, sampler, XID events, kernel log, auth
+    assert fixed + gpus <= tasks // 2, "half of TasksMax stays for threads a hung call leaves"

@@ -38,6 +38,7 @@ UNITLESS = {
     "suanli_gpu_health_check_failed",
     "suanli_collector_success",
     "suanli_infiniband_port_up",
+    "suanli_http_connections_open",
 }
 
 
@@ -94,6 +95,10 @@ ADDITIONS = {
     "suanli_kmsg_up": "whether the kernel log is being read for XIDs and SXids (issue 15)",
     "suanli_gpu_bar1_used_bytes": "BAR1 in use: GPUDirect RDMA registrations fail when full",
     "suanli_gpu_bar1_total_bytes": "the size of the BAR1 window (docs/adding-a-metric.md)",
+    "suanli_config_reloads_failed_total": "reloads refused, the running config kept (issue 18)",
+    "suanli_http_connections_open": "HTTP connections open: near the cap means abuse (issue 18)",
+    "suanli_http_connections_evicted_total": "idle/slow/capacity evictions (issue 18)",
+    "suanli_http_requests_rejected_total": "malformed, oversized, unauthorized, throttled (18)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.

@@ -25,6 +25,7 @@ StartAgent = Callable[..., "AgentProcess"]
 
 OK = "suanli_config_last_reload_successful"
 STAMP = "suanli_config_last_reload_success_timestamp_seconds"
+FAILED = "suanli_config_reloads_failed_total"
 FIRST = "interval: 500ms\ntopology: {cluster: zjk-a, hall: H3, rack: R07}\n"
 
 
@@ -42,10 +43,12 @@ def scalar(agent: AgentProcess, name: str) -> float:
     return series(agent)[name][0][1]
 
 
-def wait_until(check: Callable[[], object], timeout: float = 6.0) -> None:
+def wait_until(
+    check: Callable[[], object], timeout: float = 6.0, what: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "the condition never held"
+        assert time.monotonic() < deadline, f"the condition never held {what()}"
         time.sleep(0.05)
 
 
@@ -147,3 +150,46 @@ def refused(agent: AgentProcess, why: str, lines: int = 1) -> None:
     assert found["suanli_node_info"][0][0]["rack"] == "R07", "the old configuration serves"
     assert len(found["suanli_gpu_up"]) == 8
     assert "Traceback" not in log
+
+
+# --- every kind of bad file, one after another, on one agent --------------------------------
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+BAD_FILES = {
+    "an alias bomb": ALIAS_BOMB,
+    "deep nesting": "interval: " + "[" * 5000 + "]" * 5000 + "\n",
+    "a 5,000-digit integer": "collectors: {jobs: {per_process_limit: " + "9" * 5000 + "}}\n",
+    "a lone surrogate label": 'topology: {rack: "\\ud800"}\n',
+    "a NUL in a label": 'topology: {rack: "R\\0"}\n',
+    "an interval of 999999999999h": "interval: 999999999999h\n",
+    "an interval of 1ms": "interval: 1ms\n",
+    "not UTF-8": "\udcff\udcfe binary",
+}
+
+
+def test_each_bad_file_is_refused_counted_and_never_kills(
+    agent_process: StartAgent, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    simulated = FIRST + "backend: fake\nfake_scenario: h100-8\n"  # no --fake: the file decides
+    config.write_text(simulated)
+    agent = agent_process("--config", str(config))
+    binary = tmp_path / "scenario.bin"
+    binary.write_bytes(bytes(range(256)) * 8)
+    files = {**BAD_FILES, "a binary scenario path": f"backend: fake\nfake_scenario: {binary}\n"}
+    for count, (what, text) in enumerate(files.items(), start=1):
+        config.write_bytes(text.encode("utf-8", "surrogateescape"))
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda n=count: scalar(agent, FAILED) == n, what=agent.stderr)  # type: ignore[misc]
+        assert agent.proc.poll() is None, what
+        assert scalar(agent, OK) == 0.0, what
+        assert series(agent)["suanli_node_info"][0][0]["rack"] == "R07", what
+    refused = [line for line in agent.stderr().splitlines() if "reload refused" in line]
+    assert len(refused) == len(files)  # one line each
+    assert "Traceback" not in agent.stderr()
+    config.write_text(simulated.replace("R07", "R09"))
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: series(agent)["suanli_node_info"][0][0]["rack"] == "R09")
+    assert scalar(agent, OK) == 1.0

@@ -25,9 +25,11 @@ import bcrypt
 import pytest
 import yaml
 
-from agent import tls, webconfig
+from agent import webconfig
 from agent.basicauth import BasicAuth
 from agent.config import ConfigError
+from agent.exposition import Renderer
+from agent.server import AgentState, Limits, listen, serve_in_thread
 
 if TYPE_CHECKING:
     from conftest import AgentProcess
@@ -157,6 +159,10 @@ BAD = [
      "tls_server_config.key_file: not a PEM key that matches"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS14}\n",
      "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13"),
+    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS10}\n",
+     "tls_server_config.min_version: TLS10 is below TLS12 and refused"),
+    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS11}\n",
+     "tls_server_config.min_version: TLS11 is below TLS12 and refused"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS13,"
      " max_version: TLS12}\n", "tls_server_config.min_version: TLS13 is above max_version"),
     ("tls_server_config: {cert_file: server.crt, key_file: server.key,"
@@ -358,21 +364,25 @@ def test_a_client_certificate_with_another_san_is_refused(
 
 
 def test_the_handshake_has_a_deadline(pki: Path) -> None:
+    """A ClientHello that never finishes is closed at the first-request deadline, and the loop
+    serves another client meanwhile."""
     config = webconfig.load(
         write(pki, "tls_server_config: {cert_file: server.crt, key_file: server.key}\n")
     )
-    with socket.create_server((LOOPBACK, 0)) as listener:
-        client = socket.create_connection(listener.getsockname(), timeout=5)
-        server, _ = listener.accept()
-        try:
+    state = AgentState(Renderer([]), lambda: None, lambda: (True, "ok"))
+    server = listen((LOOPBACK, 0), state, config, Limits(first_request_s=0.3))
+    serve_in_thread(server)
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=5) as client:
             client.sendall(b"\x16\x03\x01")  # a ClientHello that never finishes
             began = time.monotonic()
-            assert tls.accept(config.context, server, timeout=0.3) is None
-            assert 0.25 < time.monotonic() - began < 2.0
             with contextlib.suppress(ConnectionResetError):
                 assert client.recv(100) == b""  # closed
-        finally:
-            client.close()
+            assert 0.25 < time.monotonic() - began < 2.0
+        assert server.stats.evicted["slow"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

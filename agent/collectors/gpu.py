@@ -16,7 +16,16 @@ from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend
 from agent.hw.nvml_probe import NvmlProbe, subprocess_runner
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, int_list, option, parse_duration, string, whole
+from agent.options import (
+    DIRECTORY,
+    boolean,
+    int_list,
+    option,
+    parse_duration,
+    path_option,
+    string,
+    whole,
+)
 
 # A GPU that NVML lists but whose read failed: a failed part of the collector (`gpu/<index>`).
 READ_FAILURES = frozenset({"hung", "error", "lost"})
@@ -59,7 +68,7 @@ class GpuOptions:
     # health: XIDs that fail xid_critical; empty: those NVIDIA's catalogue says need an operator
     critical_xids: tuple[int, ...] = option((), int_list(1, 999, "[48, 79, 94]"))
     expected_gpus: int = option(0, whole(0, 1024, "a whole number of GPUs (0: the PCI bus)"))
-    sysfs: str = option("/sys", string)
+    sysfs: str = path_option("/sys", DIRECTORY)
     # where the outcomes of probing unvalidated NVML calls are kept, per driver ("": in memory)
     probe_state: str = option("", string)
 

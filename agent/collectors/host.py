@@ -12,7 +12,7 @@ from agent import __version__
 from agent.collectors.base import Context, Kind
 from agent.hw.host import HostReader
 from agent.metrics import MetricSpec, Sample
-from agent.options import Topology, boolean, option, string
+from agent.options import DIRECTORY, Topology, boolean, option, path_option
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ NODE_INFO = MetricSpec(
 @dataclass(frozen=True)
 class HostOptions:
     enabled: bool = option(True, boolean)
-    procfs: str = option("/proc", string)
+    procfs: str = path_option("/proc", DIRECTORY)
 
 
 class HostCollector:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from agent.collectors.base import Context, Kind
 from agent.hw.infiniband import InfinibandReader, PortReading
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, option, string
+from agent.options import DIRECTORY, boolean, option, path_option
 
 LABELS = ("device", "port")
 PORT_UP = MetricSpec(
@@ -108,7 +108,7 @@ def receive_errors(reading: PortReading) -> int | None:
 @dataclass(frozen=True)
 class InfinibandOptions:
     enabled: bool = option(True, boolean)
-    sysfs: str = option("/sys", string)
+    sysfs: str = path_option("/sys", DIRECTORY)
     detail: bool = option(False, boolean)
 
 

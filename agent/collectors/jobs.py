@@ -23,7 +23,7 @@ from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
 from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, option, parse_duration, string, whole
+from agent.options import DIRECTORY, boolean, option, parse_duration, path_option, whole
 
 if TYPE_CHECKING:
     from agent.hw.nvml_backend import NvmlBackend
@@ -61,9 +61,10 @@ UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could 
 @dataclass(frozen=True)
 class JobsOptions:
     enabled: bool = option(True, boolean)
-    procfs: str = option("/proc", string)
-    host_root: str = option("/", string)  # the container runtimes' state (pod names); "" to skip
-    hpc_job_mapping_dir: str = option("", string)
+    procfs: str = path_option("/proc", DIRECTORY)
+    # the container runtimes' state (pod names); "" to skip
+    host_root: str = path_option("/", DIRECTORY)
+    hpc_job_mapping_dir: str = path_option("", DIRECTORY)
     retention: float = option(900.0, parse_duration)  # a job's counters after it was last seen
     per_process: bool = option(False, boolean)
     per_process_limit: int = option(20, whole(1, 10_000))

@@ -26,7 +26,7 @@ from agent.hw.kernel_xid import SxidLine, XidLine
 from agent.hw.kmsg import KmsgCursor, KmsgFollower, KmsgRecord
 from agent.hw.xid_ledger import XidLedger, worth_logging
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, option, string
+from agent.options import READABLE, boolean, option, path_option, string
 
 if TYPE_CHECKING:
     from agent.hw.nvml_backend import NvmlBackend
@@ -47,7 +47,7 @@ def _is_device(path: str) -> bool:
 @dataclass(frozen=True)
 class KmsgOptions:
     enabled: bool = option(True, boolean)
-    path: str = option("/dev/kmsg", string)  # or a regular file, followed like `tail -f`
+    path: str = path_option("/dev/kmsg", READABLE)  # or a regular file, followed like `tail -f`
     state_file: str = option("/var/lib/suanli-agent/kmsg-cursor.json", string)  # "": none
 
 

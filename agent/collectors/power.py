@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from agent.collectors.base import Context, Kind
 from agent.hw.rapl import RaplReader, find_power_meter, power_meter_watts
 from agent.metrics import MetricSpec, Sample
-from agent.options import boolean, option, string
+from agent.options import DIRECTORY, boolean, option, path_option
 
 CPU_ENERGY = MetricSpec(
     "suanli_cpu_energy_joules_total",
@@ -35,7 +35,7 @@ SOURCE_OF_DOMAIN = {"package": "cpu", "dram": "dram"}
 @dataclass(frozen=True)
 class PowerOptions:
     enabled: bool = option(True, boolean)
-    sysfs: str = option("/sys", string)
+    sysfs: str = path_option("/sys", DIRECTORY)
 
 
 class PowerCollector:

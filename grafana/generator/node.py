@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
+from grafana.generator.node_agent import agent_panels
 from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
 from grafana.generator.node_infiniband import infiniband_panels
 from grafana.generator.node_other import uncharted_panels
@@ -11,10 +12,8 @@ from grafana.generator.panels import (
     Json,
     Query,
     stat,
-    state_timeline,
     table,
     timeseries,
-    value_map,
 )
 from grafana.generator.promql import NODE, sel
 
@@ -174,72 +173,6 @@ def host_panels() -> list[Json]:
                 legend="{{domain}} {{socket}} (counter)",
             ),
             w=8,
-        ),
-    ]
-
-
-def agent_panels() -> list[Json]:
-    ok = value_map({0: ("failed", "red"), 1: ("ok", "green")})
-    age = f"time() - {n('suanli_collector_last_success_timestamp_seconds')}"
-    reload_age = f"time() - max({n('suanli_config_last_reload_success_timestamp_seconds')})"
-    return [
-        state_timeline(
-            "Collectors",
-            "Whether each collector's last run succeeded within its deadline.",
-            "none",
-            Query(n("suanli_collector_success"), legend="{{collector}}"),
-            mappings=ok,
-            w=8,
-        ),
-        timeseries(
-            "Collector run time",
-            "How long each collector's last run took (or has been running, when stuck).",
-            "s",
-            Query(n("suanli_collector_duration_seconds"), legend="{{collector}}"),
-            w=8,
-        ),
-        timeseries(
-            "Since last success",
-            "Seconds since each collector last succeeded.",
-            "s",
-            Query(age, legend="{{collector}}"),
-            w=8,
-        ),
-        state_timeline(
-            "Kernel log read",
-            "Whether the agent reads the kernel log (XID and NVSwitch SXid lines): 0 when "
-            "/dev/kmsg is missing or not readable by the agent's user.",
-            "none",
-            Query(n("suanli_kmsg_up"), legend="kernel log"),
-            mappings=value_map({0: ("not read", "red"), 1: ("read", "green")}),
-            w=12,
-        ),
-        timeseries(
-            "NVML errors",
-            "NVML calls that failed per second, by function and error; a line at 1 marks an "
-            "NVML function the agent turned off because the child process that first called it "
-            "died (docs/hardware-validation.md).",
-            "cps",
-            Query(f"rate({n('suanli_nvml_errors_total')}{RATE})", legend="{{function}} {{error}}"),
-            Query(n("suanli_nvml_function_disabled"), legend="off: {{function}} ({{reason}})"),
-            w=12,
-        ),
-        stat(
-            "Config loaded",
-            "1 when the last configuration load (start or SIGHUP) succeeded.",
-            "none",
-            Query(f"min({n('suanli_config_last_reload_successful')})"),
-            w=6,
-            h=8,
-            bad_below=1,
-        ),
-        stat(
-            "Config age",
-            "Time since the configuration was last loaded successfully.",
-            "s",
-            Query(reload_age),
-            w=6,
-            h=8,
         ),
     ]
 

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Protocol
 
 from agent import __version__
+from agent.http_stats import HttpStats as NodeHttpStats
 
 IDLE_TIMEOUT_S = 120.0  # longer than any scrape interval: Prometheus keeps connections open
 MAX_HEAD = 16 * 1024
@@ -40,6 +41,11 @@ class Endpoint(Protocol):
     def metrics(self, accept: str, gzipped: bool) -> tuple[bytes, str] | None: ...
 
     def health(self) -> tuple[bool, str]: ...
+
+    @property
+    def http(self) -> NodeHttpStats:
+        """The node's `suanli_http_*` counters, as the agent's server keeps them."""
+        ...
 
 
 @dataclass
@@ -101,10 +107,12 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.stats.connections += 1
+        self.node.http.open += 1
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stats.connections -= 1
+        self.node.http.open -= 1
         if self.timer is not None:
             self.timer.cancel()
 
@@ -114,6 +122,7 @@ class Connection(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.buffer) > MAX_HEAD:
+                    self.node.http.rejected["header_too_large"] += 1
                     self._finish(response(431, b"request head too large\n", PLAIN), False)
                 return
             head = bytes(self.buffer[:end])
@@ -125,10 +134,12 @@ class Connection(asyncio.Protocol):
         """(response, keep the connection open)."""
         request = parse_head(head)
         if request is None or _has_body(request):  # no request here takes a body
+            self.node.http.rejected["bad_request"] += 1
             return response(400, b"bad request\n", PLAIN), False
         self.stats.requests += 1
         keep = _keep_alive(request)
         if request.method not in ("GET", "HEAD"):
+            self.node.http.rejected["method"] += 1
             return response(405, b"only GET and HEAD\n", PLAIN, "Allow: GET, HEAD\r\n"), keep
         reply = self._route(request)
         if request.method == "HEAD":
@@ -165,6 +176,7 @@ class Connection(asyncio.Protocol):
 
     def _idle(self) -> None:
         if self.transport is not None:
+            self.node.http.evicted["idle"] += 1
             self.transport.close()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from agent.app import build
 from agent.config import Config, with_overrides
 from agent.exposition import Renderer
+from agent.http_stats import HTTP_SPECS, HttpStats
 from agent.reload import RELOAD_SPECS, ReloadStatus
 from agent.sampler import Sampler
 from suanli_sim.fake_nvml import FakeNvml
@@ -51,6 +52,8 @@ class SimNode:
         self.accept = ""
         self.gzipped = False
         self.scraped = False
+        self.http = HttpStats(period=sampler.interval)
+        renderer.attach(HTTP_SPECS, self.http.samples)  # as the agent's runner does
 
     def sample(self) -> None:
         snapshot = self.sampler.sample_once()
