@@ -16,6 +16,7 @@ SPECS = [spec for _, specs in sections() for spec in specs]
 # Counts and states with no unit, as the contract names them.
 UNITLESS = {
     "suanli_gpu_up",
+    "suanli_gpu_delivered_flops_unavailable",
     "suanli_gpus",
     "suanli_kmsg_up",
     "suanli_gpu_performance_state",
@@ -92,6 +93,7 @@ ADDITIONS = {
     "suanli_kmsg_up": "whether the kernel log is being read for XIDs and SXids (issue 15)",
     "suanli_gpu_bar1_used_bytes": "BAR1 in use: GPUDirect RDMA registrations fail when full",
     "suanli_gpu_bar1_total_bytes": "the size of the BAR1 window (docs/adding-a-metric.md)",
+    "suanli_gpu_delivered_flops_unavailable": "why a GPU has no delivered-work counter (issue 17)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.
