@@ -77,7 +77,8 @@ class GpuCollector:
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
-        core = [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families, *activity.SPECS]
+        ratios = [s for s in activity.SPECS if self.options.detail or not s.detail]
+        core = [NVML_UP, NVML_INFO, NVML_ERRORS, INFO, UP, *families, *ratios]
         core += delivered_metrics.SPECS
         return [*core, *gpu_presence.SPECS, *(s for view in self.views for s in view.specs())]
 

@@ -64,11 +64,13 @@ def activity_panels() -> list[Json]:
         ),
         timeseries(
             "Pipe activity",
-            "GPM: share of time each SM pipe (FP64, FP32, FP16) was busy.",
+            "GPM: share of time each SM pipe (FP64, FP32, FP16) was busy. Needs "
+            "collectors.gpu.detail: true (Delivered FLOP/s by precision has their work).",
             "percentunit",
             per_gpu("suanli_gpu_pipe_active_ratio", " {{pipe}}"),
             w=8,
             max_=1,
+            no_value=NEEDS_DETAIL,
         ),
         timeseries(
             "Memory controller and video engines",
