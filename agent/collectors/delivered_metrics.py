@@ -5,7 +5,9 @@ increments `agent.collectors.delivered` defines, which the job ledger splits), s
 FLOP/s. A precision's series appears once the GPU has done work in it (8 GPUs x 4 precisions
 would not fit the series budget); it appears at 0 and the work of that first cycle is added
 one cycle later, so Prometheus's rate() and increase() miss none of it. A GPU that has no such
-series says why on `suanli_gpu_delivered_flops_unavailable`.
+series says why on `suanli_gpu_delivered_flops_unavailable`. What the counter added in a cycle
+is left on the reading (`GpuReading.delivered_step`) for the views: split among jobs, it adds up
+to the GPU's counter exactly at every cycle.
 """
 
 from __future__ import annotations
@@ -61,14 +63,18 @@ class DeliveredWork:
         uuid = reading.device.uuid
         totals = self._totals.setdefault(uuid, {})
         held = self._held.pop(uuid, {})
+        step: dict[str, float] = {}
         for precision, ops in gpu_delivered_flops(reading).items():
             if precision in totals:
-                totals[precision] += ops + held.pop(precision, 0.0)
+                step[precision] = ops + held.pop(precision, 0.0)
             elif ops > 0:
-                totals[precision] = 0.0
+                totals[precision] = step[precision] = 0.0
                 self._held.setdefault(uuid, {})[precision] = ops
         for precision, ops in held.items():  # no answer this cycle: count it now
+            step[precision] = ops
+        for precision, ops in step.items():
             totals[precision] += ops
+        reading.delivered_step = step
         if not totals:
             return [Sample(UNAVAILABLE, (*ids, unavailable_reason(reading)), 1.0)]
         return [Sample(DELIVERED, (*ids, p), ops) for p, ops in sorted(totals.items())]
