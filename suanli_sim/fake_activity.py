@@ -56,6 +56,13 @@ class Shape:
     imma: float  # share of tensor activity on integer (IMMA) pipes; the rest HMMA
 
 
+# Per-type tensor activity follows the real H200's probe (../shared/reference/h200/README.md,
+# "Which GPM metric lights up for which kind of work"): bf16, fp16, tf32 and fp8 matrix work is
+# HMMA, int8 IMMA, fp64 DFMA, and ANY_TENSOR is their sum; a pure bf16 GEMM holds tensor activity
+# at 0.97 of SM activity (0.928 / 0.956) with the FP32 and FP16 pipes at ~0. Training and
+# inference are not pure GEMMs: their tensor shares of SM activity (below that GEMM's), their
+# FP32/FP16 pipe shares (element-wise work: norms, softmax, optimizer) and inference's 30 % of
+# tensor work on int8 (IMMA) are assumptions; no profile does fp64 (DFMA stays 0).
 SHAPES = {
     "training": Shape((0.82, 0.08), (0.5, 0.15), (0.48, 0.14), (1.05, 0.1), 0.06, 0.12, 0, 0.15, 0),
     "inference": Shape((0.7, 0.1), (0.3, 0.15), (0.3, 0.15), (1.2, 0.2), 0.08, 0.12, 0, 0.1, 0.3),

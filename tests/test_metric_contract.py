@@ -17,6 +17,7 @@ SPECS = [spec for _, specs in sections() for spec in specs]
 UNITLESS = {
     "suanli_nvml_function_disabled",
     "suanli_gpu_up",
+    "suanli_gpu_delivered_flops_unavailable",
     "suanli_gpus",
     "suanli_kmsg_up",
     "suanli_gpu_performance_state",
@@ -99,6 +100,7 @@ ADDITIONS = {
     "suanli_http_connections_open": "HTTP connections open: near the cap means abuse (issue 18)",
     "suanli_http_connections_evicted_total": "idle/slow/capacity evictions (issue 18)",
     "suanli_http_requests_rejected_total": "malformed, oversized, unauthorized, throttled (18)",
+    "suanli_gpu_delivered_flops_unavailable": "why a GPU has no delivered-work counter (issue 17)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.

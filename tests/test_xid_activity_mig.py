@@ -154,7 +154,7 @@ def nvml_gpm_percent(
 @pytest.mark.parametrize("scenario", ["h100-8", "h800-8", "h20-8"])
 def test_gpm_activity_is_nvml_s_percentage_as_a_ratio(scenario: str) -> None:
     """NVML answers GPM metrics in percent; the agent exports ratios: ours = NVML's / 100."""
-    gpus = node(scenario, xid_events=False)
+    gpus = node(scenario, detail=True, xid_events=False)
     gpus.at(100.0)
     series = gpus.at(105.0)
     for gpu in range(8):

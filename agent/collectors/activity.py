@@ -35,11 +35,13 @@ def ratio_specs(scope: str, labels: tuple[str, ...]) -> dict[str, MetricSpec]:
 
 
 GPU_RATIOS = ratio_specs("gpu", GPU)
+# detail: suanli_gpu_delivered_flops_total carries the pipes' work by default (the series budget)
 GPU_PIPE = MetricSpec(
     "suanli_gpu_pipe_active_ratio",
     "gauge",
     "Fraction of time each SM pipe was busy (GPM).",
     (*GPU, "pipe"),
+    detail=True,
 )
 PEAK_FLOPS = MetricSpec(
     "suanli_gpu_peak_flops",
@@ -57,11 +59,13 @@ SPECS = (
 def activity_samples(
     activity: dict[str, float],
     ratios: dict[str, MetricSpec],
-    pipe: MetricSpec,
+    pipe: MetricSpec | None,
     ids: tuple[str, ...],
 ) -> list[Sample]:
     samples = [Sample(ratios[k], ids, v) for k, v in activity.items() if k in ratios]
-    samples += [Sample(pipe, (*ids, p), activity[k]) for k, p in _PIPES.items() if k in activity]
+    if pipe is not None:
+        pipes = _PIPES.items()
+        samples += [Sample(pipe, (*ids, p), activity[k]) for k, p in pipes if k in activity]
     return samples
 
 
@@ -70,7 +74,8 @@ DEFAULT_PEAKS = ("bf16",)  # what efficiency rules and panels use; the rest cost
 
 def gpu_samples(reading: GpuReading, ids: tuple[str, str], detail: bool = False) -> list[Sample]:
     """Activity and peak FLOP/s of one GPU that is up."""
-    samples = activity_samples(reading.activity, GPU_RATIOS, GPU_PIPE, ids)
+    pipe = GPU_PIPE if detail else None
+    samples = activity_samples(reading.activity, GPU_RATIOS, pipe, ids)
     samples += [
         Sample(PEAK_FLOPS, (*ids, precision), flops)
         for precision, flops in peak_flops(reading.device.model).items()

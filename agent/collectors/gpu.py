@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.collectors import activity, gpu_presence
+from agent.collectors import activity, delivered_metrics, gpu_presence
 from agent.collectors.base import Context, GpuView, Kind, ViewOutcome
 from agent.collectors.gpu_metrics import FAMILIES, INFO, UP
 from agent.collectors.gpu_presence import Responsiveness, gpu_ids
@@ -93,11 +93,13 @@ class GpuCollector:
         self.last: GpuSnapshot | None = None
         self.failed_parts: list[str] = []  # GPUs whose read failed this cycle
         self.view_outcomes: list[ViewOutcome] = []
+        self.delivered = delivered_metrics.DeliveredWork()
 
     def specs(self) -> Sequence[MetricSpec]:
         families = [f.spec for f in FAMILIES if self.options.detail or not f.spec.detail]
-        core = [NVML_UP, NVML_INFO, NVML_ERRORS, NVML_DISABLED, INFO, UP, *families]
-        core += activity.SPECS
+        ratios = [s for s in activity.SPECS if self.options.detail or not s.detail]
+        core = [NVML_UP, NVML_INFO, NVML_ERRORS, NVML_DISABLED, INFO, UP, *families, *ratios]
+        core += delivered_metrics.SPECS
         return [*core, *gpu_presence.SPECS, *(s for view in self.views for s in view.specs())]
 
     def collect(self) -> list[Sample]:
@@ -129,6 +131,7 @@ class GpuCollector:
             return samples
         detail = self.options.detail
         samples += activity.gpu_samples(reading, ids, detail)
+        samples += self.delivered.samples(reading, ids)
         samples += gpu_presence.fabric_samples(reading, ids)
         for family in FAMILIES:
             if family.spec.detail and not detail:
@@ -221,6 +224,7 @@ KIND = Kind(
         UP,
         *(f.spec for f in FAMILIES),
         *activity.SPECS,
+        *delivered_metrics.SPECS,
         *gpu_presence.SPECS,
     ),
 )

@@ -40,6 +40,35 @@ PEAK_TFLOPS: Mapping[str, Mapping[str, float]] = {
 }
 
 
+# Peaks of the pipes GPM measures that `PEAK_TFLOPS` (the `suanli_gpu_peak_flops` family) does
+# not name, for `agent.collectors.delivered`: `fp64_tensor` (FP64 on tensor cores, GPM's DFMA
+# tensor activity), `fp16_vector` (non-tensor FP16/BF16, GPM's FP16 pipe) and `int8` (IMMA tensor
+# cores; integer operations per second, not FLOP/s). Same sources and rules as above.
+_H100_SXM_PIPES = {"fp64_tensor": 66.9, "fp16_vector": 133.8, "int8": 1978.9}
+PIPE_PEAK_TFLOPS: Mapping[str, Mapping[str, float]] = {
+    # [S2] (VFMA/matrix table: FP64 matrix 66.9, FP16 VFMA 133.8, INT8 matrix 1978.9 dense);
+    # [S3] (FP64 Tensor 67, INT8 Tensor 3958 sparse)
+    "NVIDIA H100 80GB HBM3": _H100_SXM_PIPES,
+    # [S13]: the H200's compute engine is the H100 SXM's
+    "NVIDIA H200": _H100_SXM_PIPES,
+    # [S11]: INT8 296 TOPS
+    "NVIDIA H20": {"int8": 296.0},
+    # [S4] [S14]: FP64 Tensor Core 19.5
+    "NVIDIA A100-SXM4-80GB": {"fp64_tensor": 19.5},
+    "NVIDIA A100-SXM4-40GB": {"fp64_tensor": 19.5},
+}
+
+# Streaming multiprocessors of the whole GPU, for a MIG instance's share of the peak: [S2]
+# (132 SMs on the H100 SXM5); the H200 as the H100 SXM [S13] (its 7g MIG profile lists 132 SMs).
+SM_COUNT: Mapping[str, int] = {"NVIDIA H100 80GB HBM3": 132, "NVIDIA H200": 132}
+
+
+def pipe_peak_flops(model: str) -> dict[str, float]:
+    """{pipe peak: FLOP/s (int8: operations/s)}: `peak_flops` plus `PIPE_PEAK_TFLOPS`."""
+    extra = PIPE_PEAK_TFLOPS.get(model, {})
+    return {**peak_flops(model), **{key: tflops * TERA for key, tflops in extra.items()}}
+
+
 def peak_flops(model: str) -> dict[str, float]:
     """{precision: FLOP/s} for an NVML product name; empty for a model not in the table."""
     return {precision: tflops * TERA for precision, tflops in PEAK_TFLOPS.get(model, {}).items()}

@@ -76,6 +76,11 @@ class GpuReading:
     decoder_utilization_ratio: float | None = None
     ecc_volatile_uncorrected: float | None = None  # since the driver loaded; for health only
     activity: dict[str, float] = field(default_factory=dict)  # GPM ratios, Hopper and newer
+    activity_seconds: float | None = None  # the time `activity` is the mean over
+    gpm_supported: bool | None = None  # None: GPM not asked (collectors.gpu.gpm off)
+    # what suanli_gpu_delivered_flops_total added this cycle, by precision: set by the GPU
+    # collector before the views run, so the job ledger can split exactly that
+    delivered_step: dict[str, float] = field(default_factory=dict)
     mig: list[MigReading] = field(default_factory=list)
     processes: list[GpuProcess] | None = None  # None: not read (jobs off, or NVML refused)
     down_reason: str | None = None  # when not up: lost, hung, error, missing or nvml_down
@@ -101,6 +106,7 @@ class MigInstance:
     compute_instance: int
     uuid: str
     profile: str
+    multiprocessors: int | None = None  # SMs of the instance (nvmlDeviceGetAttributes)
 
 
 @dataclass
@@ -109,6 +115,7 @@ class MigReading:
     memory_used_bytes: float | None = None
     memory_total_bytes: float | None = None
     activity: dict[str, float] = field(default_factory=dict)
+    activity_seconds: float | None = None
 
 
 @dataclass(frozen=True)

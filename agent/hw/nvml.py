@@ -103,6 +103,10 @@ GPM_METRICS = {
     "pipe_fp64": pynvml.NVML_GPM_METRIC_FP64_UTIL,
     "pipe_fp32": pynvml.NVML_GPM_METRIC_FP32_UTIL,
     "pipe_fp16": pynvml.NVML_GPM_METRIC_FP16_UTIL,
+    # per-type tensor activity, for delivered work (`agent.collectors.delivered`)
+    "hmma_tensor_active": pynvml.NVML_GPM_METRIC_HMMA_TENSOR_UTIL,
+    "dfma_tensor_active": pynvml.NVML_GPM_METRIC_DFMA_TENSOR_UTIL,
+    "imma_tensor_active": pynvml.NVML_GPM_METRIC_IMMA_TENSOR_UTIL,
 }
 XID_EVENT = pynvml.nvmlEventTypeXidCriticalError
 

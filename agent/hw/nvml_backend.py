@@ -73,7 +73,7 @@ class NvmlBackend:
         self.xid = XidListener(
             gateway, self.ledger, wait_ms=self.options.xid_wait_ms, threaded=not self.options.inline
         )
-        self.gpm = GpmReader(gateway)
+        self.gpm = GpmReader(gateway, clock)
         self.mig = MigReader(gateway, self.gpm)
         self.processes = ProcessReader(gateway)
         self.inventory = Inventory(self.options.sysfs, self.options.expected_gpus)
@@ -245,10 +245,12 @@ class NvmlBackend:
         if self.options.processes:
             reading.processes = self.processes.read(index, handle)
         gpm = self.options.gpm and self.gpm.supported(index, handle)
+        reading.gpm_supported = gpm if self.options.gpm else None
         if reading.device.mig_mode == "enabled":
             reading.mig = self.mig.read(index, handle, with_activity=gpm)
         elif gpm:
             reading.activity = self.gpm.read(index, handle)
+            reading.activity_seconds = self.gpm.interval(index)
 
     def close(self) -> None:
         self.xid.stop()

@@ -3,12 +3,15 @@
 Each GPU (and each MIG GPU instance) keeps its previous sample; a cycle takes a new one, asks
 NVML for the metrics between the two and frees the older. The first cycle has no previous
 sample, so activity appears from the second cycle on. Unsupported devices get nothing: absent.
+`interval` is the time the last answer covers, by the backend's clock when each sample was taken
+(what turns activity into delivered work, `agent.collectors.delivered`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from agent.hw.nvml import GPM_METRICS, NVMLError, NvmlGateway
@@ -19,10 +22,12 @@ PERCENT = 100.0
 
 
 class GpmReader:
-    def __init__(self, gw: NvmlGateway) -> None:
+    def __init__(self, gw: NvmlGateway, clock: Callable[[], float] = time.monotonic) -> None:
         self.gw = gw
+        self._clock = clock
         self._supported: dict[int, bool] = {}
-        self._previous: dict[Hashable, Any] = {}
+        self._previous: dict[Hashable, tuple[Any, float]] = {}
+        self._interval: dict[Hashable, float] = {}
 
     def supported(self, index: int, handle: Any) -> bool:
         """Whether NVML offers GPM on this GPU; asked once per GPU and initialisation."""
@@ -37,17 +42,26 @@ class GpmReader:
     def read(self, index: int, handle: Any, gpu_instance: int | None = None) -> dict[str, float]:
         """Activity ratios since the previous call for this GPU or GPU instance."""
         key = (index, gpu_instance)
+        self._interval.pop(key, None)
         sample = self._take(key, handle, gpu_instance)
         if sample is None:
             return {}
+        now = self._clock()
         previous = self._previous.get(key)
-        self._previous[key] = sample
+        self._previous[key] = (sample, now)
         if previous is None:
             return {}
         try:
-            return self._metrics(key, previous, sample)
+            found = self._metrics(key, previous[0], sample)
         finally:
-            self._free(previous)
+            self._free(previous[0])
+        if found and now > previous[1]:
+            self._interval[key] = now - previous[1]
+        return found
+
+    def interval(self, index: int, gpu_instance: int | None = None) -> float | None:
+        """Seconds between the two samples of this cycle's answer; None without an answer."""
+        return self._interval.get((index, gpu_instance))
 
     def _take(self, key: Hashable, handle: Any, gpu_instance: int | None) -> Any:
         try:
@@ -93,8 +107,9 @@ class GpmReader:
         """After NVML re-initialises, old samples and answers are void (and already freed)."""
         self._supported.clear()
         self._previous.clear()
+        self._interval.clear()
 
     def close(self) -> None:
-        for sample in self._previous.values():
+        for sample, _ in self._previous.values():
             self._free(sample)
         self._previous.clear()

@@ -47,6 +47,7 @@ class MigReader:
                 if gi not in activity_by_gi:
                     activity_by_gi[gi] = self.gpm.read(index, handle, gi)
                 reading.activity = activity_by_gi[gi]
+                reading.activity_seconds = self.gpm.interval(index, gi)
             readings.append(reading)
         return readings
 
@@ -83,14 +84,21 @@ class MigReader:
             ci = self.gw.call("nvmlDeviceGetComputeInstanceId", key, mig_handle)
             uuid = self.gw.call("nvmlDeviceGetUUID", key, mig_handle)
             name = self.gw.call("nvmlDeviceGetName", key, mig_handle)
-            attributes = None
-            if not name or " MIG " not in name:
-                attributes = self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
+            attributes = self._attributes(key, mig_handle)
         except NVMLError:
             return None
         if gi is None or ci is None or uuid is None:
             return None
-        return MigInstance(int(gi), int(ci), str(uuid), profile_name(name, attributes))
+        sms = getattr(attributes, "multiprocessorCount", None)
+        profile = profile_name(name, attributes)
+        return MigInstance(int(gi), int(ci), str(uuid), profile, int(sms) if sms else None)
+
+    def _attributes(self, key: tuple[str, int], mig_handle: Any) -> Any:
+        """The MIG device's attributes (its SM count; its profile where the name lacks it)."""
+        try:
+            return self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
+        except NVMLError:
+            return None
 
     def _memory(self, reading: MigReading, index: int, mig_handle: Any) -> None:
         try:

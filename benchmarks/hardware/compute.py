@@ -1,9 +1,10 @@
-"""Step 4: delivered compute against what GPM says, for a later issue.
+"""Step 4: delivered compute against what GPM says (docs/delivered-compute.md).
 
-A bf16 GEMM loop and an fp32 GEMM loop (TF32 off), about 25 s each, are timed for TFLOP/s
+A bf16, an fp32 (TF32 off) and an fp64 GEMM loop, about 25 s each, are timed for TFLOP/s
 (2·n³ per product) while a child process reads the GPU through the agent's backend once a
-second (GPM activity appears from its second read on). A load's row is the median over the
-samples whose one-second window lies inside the load, its first second left out.
+second (GPM activity appears from its second read on), with the agent's own delivered FLOP/s
+per precision (`agent.collectors.delivered`). A load's row is the median over the samples whose
+one-second window lies inside the load, its first second left out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.collectors.delivered import delivered_flops
 from benchmarks.hardware.common import Context, guarded, write_json
 
 N = 8192
@@ -26,11 +28,22 @@ IDLE_S = 5.0
 SAMPLER_READY_S = 15.0  # the sampler imports the agent and initialises NVML first
 LOAD_S = 25.0
 SETTLE_S = 2.0  # a sample's window must start this long after its load started
-SAMPLER_MAX_S = 110.0
+SAMPLER_MAX_S = 150.0
 COMPUTE_NAME = "compute.json"
 SAMPLES = "samples.jsonl"
 STOP = "sampler.stop"
-FIELDS = ("sm_active", "tensor_active", "pipe_fp32", "pipe_fp16", "pipe_fp64", "sm_occupancy")
+FIELDS = (
+    "sm_active",
+    "tensor_active",
+    "hmma_tensor_active",
+    "dfma_tensor_active",
+    "imma_tensor_active",
+    "pipe_fp32",
+    "pipe_fp16",
+    "pipe_fp64",
+    "sm_occupancy",
+)
+PRECISIONS = ("bf16", "fp32", "fp64", "int8")  # delivered_<precision>_tflops per sample
 
 
 def run(ctx: Context) -> None:
@@ -67,7 +80,12 @@ def _phases(torch: Any) -> list[Callable[[], dict[str, Any]]]:
         torch.backends.cudnn.allow_tf32 = False
         return _gemm(torch, "fp32 (TF32 off)", torch.float32, 2)
 
-    return [_idle, lambda: _gemm(torch, "bf16", torch.bfloat16, 20), fp32]
+    return [
+        _idle,
+        lambda: _gemm(torch, "bf16", torch.bfloat16, 20),
+        fp32,
+        lambda: _gemm(torch, "fp64", torch.float64, 2),
+    ]
 
 
 def _idle() -> dict[str, Any]:
@@ -154,7 +172,8 @@ def rows(phases: list[Any], samples: list[dict[str, Any]]) -> list[dict[str, Any
             and s["t"] <= phase["end"]
         ]
         row = {"load": phase["load"], "measured_tflops": phase["measured_tflops"]}
-        for name in (*FIELDS, "sm_clock_mhz", "power_w", "utilization"):
+        delivered = tuple(f"delivered_{p}_tflops" for p in PRECISIONS)
+        for name in (*FIELDS, *delivered, "sm_clock_mhz", "power_w", "utilization"):
             values = [s[name] for s in inside if s.get(name) is not None]
             row[name] = round(statistics.median(values), 3) if values else None
         row["samples"] = len(inside)
@@ -191,6 +210,10 @@ def _sample_lines(snapshot: Any, now: float, previous: float | None) -> list[dic
     for r in snapshot.readings:
         line: dict[str, Any] = {"t": now, "window_start": previous, "gpu": r.device.index}
         line.update({name: r.activity.get(name) for name in FIELDS})
+        per_second = delivered_flops(r, 1.0)
+        for precision in PRECISIONS:
+            flops = per_second.get(precision)
+            line[f"delivered_{precision}_tflops"] = None if flops is None else flops / 1e12
         sm = r.clocks_hertz.get("sm")
         line["sm_clock_mhz"] = None if sm is None else sm / 1e6
         line["power_w"], line["utilization"] = r.power_watts, r.utilization_ratio

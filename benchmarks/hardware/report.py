@@ -186,8 +186,9 @@ def _compute(found: Any) -> list[str]:
         torch = found.get("torch")
         why = torch.get("error") if isinstance(torch, dict) else torch
         return [*lines, f"Skipped: {found['skipped']} ({fmt(why)}).", ""]
-    columns = ["load", "measured_tflops", "sm_active", "tensor_active", "pipe_fp32"]
-    columns += ["pipe_fp16", "pipe_fp64", "sm_clock_mhz", "power_w", "samples"]
+    columns = ["load", "measured_tflops", "sm_active", "tensor_active", "hmma_tensor_active"]
+    columns += ["dfma_tensor_active", "pipe_fp32", "pipe_fp64", "sm_clock_mhz", "power_w"]
+    columns += [f"delivered_{p}_tflops" for p in ("bf16", "fp32", "fp64")] + ["samples"]
     body = [[row.get(c) for c in columns] for row in found.get("rows") or []]
     lines += [f"torch {fmt(found.get('torch'))} on {fmt(found.get('device'))}", ""]
     return lines + table(columns, body)

@@ -41,7 +41,7 @@ step env 40        # nvidia-smi -q -x, -q, versions
 step agent 50      # agent --once between two nvidia-smi reports; compare
 step probes 40     # fabric (children first), XID events, PCI scan, /dev/kmsg
 step cycle 40      # 50 backend read cycles, every NVML call timed
-step compute 120   # torch import, idle 5 s, bf16 GEMM 25 s, fp32 GEMM 25 s, GPM sampler
+step compute 160   # torch import, idle 5 s, bf16, fp32 and fp64 GEMMs 25 s each, GPM sampler
 step summary 20    # probes.json and summary.md
 
 if [ ! -s "$OUT/summary.md" ]; then  # the summary step itself failed: say what is known

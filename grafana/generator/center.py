@@ -15,6 +15,7 @@ from grafana.generator.panels import (
     today,
 )
 from grafana.generator.promql import (
+    HALL,
     JOULES_PER_WH,
     PF_DAY,
     RACK,
@@ -29,6 +30,8 @@ UID = "suanli-center"
 TITLE = "Suanli / Center overview"
 STATES = ("busy", "idle", "unhealthy", "lost")
 HEALTH = "suanli-health"
+DELIVERED = "suanli_gpu_delivered_flops:rate5m"
+FLOATING = 'precision!="int8"'  # int8 counts integer operations, not FLOPs
 
 
 def _count(state: str) -> str:
@@ -111,7 +114,8 @@ def gpu_stats() -> list[Json]:
 
 def power_stats() -> list[Json]:
     node_power = rack("suanli_node_power_watts:sum")
-    delivered = rack("suanli_gpu_delivered_flops_bf16:sum")
+    delivered = rack(DELIVERED, FLOATING)
+    bf16 = rack(DELIVERED, 'precision="bf16"')
     return [
         link_to(
             stat(
@@ -139,10 +143,10 @@ def power_stats() -> list[Json]:
             )
         ),
         stat(
-            "Delivered PFLOP/s (est.)",
-            "Estimated delivered BF16 compute: tensor-core activity "
-            "x each GPU's dense BF16 peak, summed. An estimate of tensor work, not a FLOP "
-            "counter (NVML has none); Hopper and newer only.",
+            "Delivered PFLOP/s",
+            "Floating-point work delivered now, all precisions: each GPU's GPM pipe activity "
+            "x that pipe's peak x held / max SM clock (docs/delivered-compute.md); Hopper and "
+            "newer only.",
             "flops",
             Query(f"sum({delivered})"),
             w=4,
@@ -150,11 +154,11 @@ def power_stats() -> list[Json]:
         ),
         gauge(
             "Share of installed peak",
-            "Delivered BF16 FLOP/s over the installed dense BF16 "
+            "Delivered bf16 (16-bit tensor and vector) FLOP/s over the installed dense BF16 "
             "peak of the GPUs the agents know the model of. Well-run training reaches "
             "35-45%.",
             "percentunit",
-            Query(f"sum({delivered}) / {rack_sum('suanli_gpu_peak_flops_bf16:sum')}"),
+            Query(f"sum({bf16}) / {rack_sum('suanli_gpu_peak_flops_bf16:sum')}"),
             w=4,
             h=4,
         ),
@@ -174,6 +178,30 @@ def power_stats() -> list[Json]:
             Query(rack_sum("suanli_gpu_peak_flops_bf16:sum")),
             w=4,
             decimals=1,
+        ),
+    ]
+
+
+def delivered_panels() -> list[Json]:
+    by_precision = Query(rack_sum(DELIVERED, "precision"), legend="{{precision}}")
+    pf_days = sel("cluster_hall:suanli_gpu_delivered_pf_days:rate1d", HALL, FLOATING)
+    return [
+        timeseries(
+            "Delivered compute by precision",
+            "FLOP/s delivered per precision GPM can tell: bf16 (16-bit tensor and vector; tf32 "
+            "counts up to 2x high, fp8 up to 2x low), fp32, fp64 (tensor and vector), int8 "
+            "(integer operations/s). docs/delivered-compute.md.",
+            "flops",
+            by_precision,
+            stack=True,
+        ),
+        timeseries(
+            "PF-days per day by hall",
+            "Floating-point PF-days each hall delivered over the 24 hours up to each point "
+            "(the day's mean PF/s), all precisions but int8.",
+            "suffix: PF-days",
+            Query(f"sum by (hall) ({pf_days})", legend="{{hall}}"),
+            stack=True,
         ),
     ]
 
@@ -251,7 +279,14 @@ def rack_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*gpu_stats(), *power_stats(), *activity_panels(), *fleet_panels(), *rack_panels()]
+    panels = [
+        *gpu_stats(),
+        *power_stats(),
+        *delivered_panels(),
+        *activity_panels(),
+        *fleet_panels(),
+        *rack_panels(),
+    ]
     description = (
         "The whole center at a glance: GPU states, activity, power, energy and delivered "
         "compute, from recording rules only (fast at any scale)."

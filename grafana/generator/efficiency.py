@@ -1,4 +1,5 @@
-"""2. Efficiency: allocation vs activity, idle-but-allocated GPUs, idle memory, activity spread."""
+"""2. Efficiency: allocation vs activity, idle-but-allocated GPUs, idle memory, activity spread,
+delivered compute against the installed peak, and straggling jobs."""
 
 from __future__ import annotations
 
@@ -166,6 +167,54 @@ def waste_tables() -> list[Json]:
     ]
 
 
+def delivered_panels() -> list[Json]:
+    delivered = rack_sum("suanli_gpu_delivered_flops:rate5m", "hall", 'precision="bf16"')
+    peak = rack_sum("suanli_gpu_peak_flops_bf16:sum", "hall")
+    pf_days = sel("cluster_hall:suanli_gpu_delivered_pf_days:rate1d", HALL)
+    return [
+        timeseries(
+            "Delivered bf16 over installed peak, by hall",
+            "Measured 16-bit FLOP/s (GPM pipes x peak x held / max SM clock) over the dense "
+            "BF16 peak of the hall's known GPUs: what the silicon delivers of what it could.",
+            "percentunit",
+            Query(f"{delivered} / {peak}", legend="{{hall}}"),
+        ),
+        bargauge(
+            "PF-days per day by hall and precision",
+            "Work each hall delivered over the last 24 hours, per precision, in PF-days "
+            "(int8: peta-operation-days).",
+            "suffix: PF-days",
+            Query(
+                f"sum by (hall, precision) ({pf_days})",
+                legend="{{hall}} {{precision}}",
+                instant=True,
+            ),
+        ),
+    ]
+
+
+def straggler_table() -> list[Json]:
+    spreads = {
+        "SM activity spread": "suanli_gpu_sm_active_ratio:spread",
+        "SM clock spread": "suanli_gpu_sm_clock_hertz:relative_spread",
+        "power spread": "suanli_gpu_power_watts:relative_spread",
+    }
+    queries = [Query(sel(f"{JOB}:{rule}", CLUSTER)) for rule in spreads.values()]
+    columns = {f"Value #{chr(ord('A') + i)}": name for i, name in enumerate(spreads)}
+    return [
+        table(
+            "Straggling jobs: spread across each job's GPUs",
+            "Per job over all its nodes: SM activity max - min, SM clock and power "
+            "(max - min) / max. One GPU far behind its peers holds back every synchronous "
+            "step (alert SuanliJobStraggler at an SM activity spread over 30 points).",
+            "percentunit",
+            *queries,
+            w=24,
+            rename=columns,
+        )
+    ]
+
+
 def job_panels() -> list[Json]:
     group = "cluster, scheduler, job_id, namespace, pod"
     least = f"bottomk(10, {_job_mean('suanli_gpu_sm_active_ratio', group)})"
@@ -183,7 +232,15 @@ def job_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*kpi_stats(), *trend_panels(), *distribution_panels(), *waste_tables(), *job_panels()]
+    panels = [
+        *kpi_stats(),
+        *trend_panels(),
+        *distribution_panels(),
+        *delivered_panels(),
+        *waste_tables(),
+        *job_panels(),
+        *straggler_table(),
+    ]
     description = (
         "GPU waste, four kinds: unavailable, unallocated, allocated but idle, allocated but "
         "inefficient. Rollups for the fleet, per-GPU tables for what to act on."

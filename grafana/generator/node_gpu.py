@@ -33,11 +33,6 @@ def rate(metric: str) -> str:
 
 
 def activity_panels() -> list[Json]:
-    bf16_peak = g("suanli_gpu_peak_flops", 'precision="bf16"')
-    delivered = (
-        f"{g('suanli_gpu_tensor_active_ratio')} * on (instance, job, uuid) group_left () "
-        f"{bf16_peak}"
-    )
     return [
         timeseries(
             "Utilisation",
@@ -69,11 +64,13 @@ def activity_panels() -> list[Json]:
         ),
         timeseries(
             "Pipe activity",
-            "GPM: share of time each SM pipe (FP64, FP32, FP16) was busy.",
+            "GPM: share of time each SM pipe (FP64, FP32, FP16) was busy. Needs "
+            "collectors.gpu.detail: true (Delivered FLOP/s by precision has their work).",
             "percentunit",
             per_gpu("suanli_gpu_pipe_active_ratio", " {{pipe}}"),
             w=8,
             max_=1,
+            no_value=NEEDS_DETAIL,
         ),
         timeseries(
             "Memory controller and video engines",
@@ -87,11 +84,23 @@ def activity_panels() -> list[Json]:
             max_=1,
         ),
         timeseries(
-            "Estimated delivered BF16 FLOP/s",
-            "Tensor activity x the model's dense BF16 peak: an estimate of tensor work.",
+            "Delivered FLOP/s by precision",
+            "Work each GPU delivered, per precision GPM can tell (bf16: 16-bit tensor and "
+            "vector; int8: integer operations/s): pipe activity x peak x held / max SM clock "
+            "(docs/delivered-compute.md). Hopper and newer.",
             "flops",
-            Query(delivered, legend=PER_GPU),
+            Query(rate("suanli_gpu_delivered_flops_total"), legend=f"{PER_GPU} {{{{precision}}}}"),
             w=8,
+        ),
+        table(
+            "GPUs without delivered FLOP/s",
+            "Why a GPU has no delivered-work counter: gpm_off, gpm_unsupported (before "
+            "Hopper), unknown_model (no datasheet peak), unknown_sm_count, no_clock, "
+            "no_activity (no GPM answer or no work yet).",
+            "none",
+            Query(g("suanli_gpu_delivered_flops_unavailable")),
+            w=8,
+            hide=("Value",),
         ),
     ]
 
