@@ -91,6 +91,7 @@ class GpuProcess:
     pid: int
     memory_used_bytes: float | None = None
     sm_utilization_ratio: float | None = None  # from per-process utilisation samples
+    gpu_instance: int | None = None  # the MIG GPU instance it runs in; None: the whole GPU
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class MigInstance:
     compute_instance: int
     uuid: str
     profile: str
+    sm_count: int | None = None  # multiprocessors of the instance (NVML device attributes)
 
 
 @dataclass

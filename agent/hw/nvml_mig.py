@@ -81,14 +81,16 @@ class MigReader:
             ci = self.gw.call("nvmlDeviceGetComputeInstanceId", key, mig_handle)
             uuid = self.gw.call("nvmlDeviceGetUUID", key, mig_handle)
             name = self.gw.call("nvmlDeviceGetName", key, mig_handle)
-            attributes = None
-            if not name or " MIG " not in name:
-                attributes = self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
         except NVMLError:
             return None
         if gi is None or ci is None or uuid is None:
             return None
-        return MigInstance(int(gi), int(ci), str(uuid), profile_name(name, attributes))
+        try:
+            attributes = self.gw.call("nvmlDeviceGetAttributes", key, mig_handle)
+        except NVMLError:
+            attributes = None  # the instance stays; its SM count is unknown
+        sms = None if attributes is None else int(attributes.multiprocessorCount)
+        return MigInstance(int(gi), int(ci), str(uuid), profile_name(name, attributes), sms)
 
     def _memory(self, reading: MigReading, index: int, mig_handle: Any) -> None:
         try:
