@@ -102,6 +102,7 @@ class Accountant:
         self._state = Path(options.state_file) if options.state_file else None
         self._saved_at: float | None = None
         self._failed: set[str] = set()
+        self._restored: set[Key] = set()  # their line may have reached the ledger after the save
         if self._state is not None:
             self._restore(self._state)
 
@@ -144,6 +145,12 @@ class Accountant:
                 record.written = True  # no ledger kept: nothing to wait for
             return
         offset = self._wall() - self._clock()
+        if any(r.key in self._restored for r in pending):
+            done = written_keys(self._ledger)
+            for record in pending:
+                record.written = line_key(record.line(offset)) in done
+            self._restored -= {r.key for r in pending}
+            pending = [r for r in pending if not r.written]
         try:
             append_lines(
                 self._ledger,
@@ -188,16 +195,7 @@ class Accountant:
             self.book = JobBook()
             self._seen.clear()
             return
-        self._skip_written(offset)
-
-    def _skip_written(self, offset: float) -> None:
-        """Ended jobs whose line reached the ledger after the last checkpoint: not again."""
-        pending = self.book.unwritten()
-        if self._ledger is None or not pending:
-            return
-        done = written_keys(self._ledger)
-        for record in pending:
-            record.written = line_key(record.line(offset)) in done
+        self._restored = {key for key, r in self.book.records.items() if not r.written}
 
     def _once(self, what: str, message: str) -> None:
         if what not in self._failed:
