@@ -38,14 +38,16 @@ def totals(series: dict[tuple[str, tuple[str, ...]], float]) -> dict[tuple[str, 
     out: dict[tuple[str, ...], float] = {}
     for (name, labels), value in series.items():
         if name == "suanli_job_gpu_energy_joules_total":
-            out[labels + ("energy",)] = value
+            key = (*labels, "energy")
+            out[key] = value
         elif name in ("suanli_job_gpu_seconds_total", "suanli_job_delivered_flops_total"):
             out[labels] = value
     return out
 
 
 def of(found: dict[tuple[str, ...], float], job: tuple[str, str], what: str) -> float:
-    return found.get(job + (what,), 0.0)
+    key = (*job, what)
+    return found.get(key, 0.0)
 
 
 def mig_gpu(joules: float, activity: dict[str, dict[str, float]], *procs: GpuProcess) -> GpuReading:
