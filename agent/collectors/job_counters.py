@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.collectors.activity import DEFAULT_PEAKS
 from agent.collectors.job_ledger import SECONDS_STATES, JobBook
 from agent.collectors.job_shares import Holders, Interval, Key, gpu_increments
 from agent.hw import GpuReading
@@ -62,6 +63,7 @@ class LedgerOptions:
     ended_after: float
     retention: float
     idle_below: float
+    every_precision: bool = False  # else only DEFAULT_PEAKS (bf16): 8 series fewer per job
 
 
 @dataclass
@@ -210,7 +212,11 @@ class Accountant:
                 Sample(JOB_SECONDS, (*key, state), record.total(name))
                 for state, name in SECONDS_STATES.items()
             ]
-            samples += [Sample(JOB_FLOPS, (*key, p), v) for p, v in record.flops().items()]
+            samples += [
+                Sample(JOB_FLOPS, (*key, p), v)
+                for p, v in record.flops().items()
+                if self.options.every_precision or p in DEFAULT_PEAKS
+            ]
         return samples
 
     def close(self) -> None:

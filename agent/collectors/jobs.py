@@ -87,6 +87,7 @@ class JobsOptions:
     ledger_keep: int = option(5, whole(0, 1000))  # rotated files kept
     state_file: str = option("", string)  # checkpoint; "" = <ledger>.state when a ledger is kept
     checkpoint_interval: float = option(60.0, parse_duration)
+    every_precision: bool = option(False, boolean)  # FLOP series per precision; else bf16 only
 
     def ledger_options(self) -> LedgerOptions:
         state = self.state_file or (f"{self.ledger}.state" if self.ledger else "")
@@ -99,6 +100,7 @@ class JobsOptions:
             self.ended_after,
             self.retention,
             self.idle_below,
+            self.every_precision,
         )
 
 
