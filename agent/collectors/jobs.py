@@ -86,7 +86,7 @@ class JobsOptions:
     ledger_max_bytes: int = option(64 << 20, whole(4096, 1 << 40))  # then rotated
     ledger_keep: int = option(5, whole(0, 1000))  # rotated files kept
     state_file: str = option("", string)  # checkpoint; "" = <ledger>.state when a ledger is kept
-    checkpoint_interval: float = option(60.0, parse_duration)
+    checkpoint_interval: float = option(1.0, parse_duration)  # 1s: every cycle
     every_precision: bool = option(False, boolean)  # FLOP series per precision; else bf16 only
 
     def ledger_options(self) -> LedgerOptions:
