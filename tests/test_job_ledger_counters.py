@@ -125,3 +125,36 @@ def test_a_shared_gpu_splits_time_equally_and_work_by_sm_share() -> None:
     assert of(found, idle_job, "idle_allocated") == pytest.approx(5.0)
     assert of(found, SLURM_JOB, "idle_allocated") == pytest.approx(5.0)
     assert of(found, SLURM_JOB, "allocated") == pytest.approx(10.0)
+
+
+def test_a_slurm_prolog_mapping_file_for_a_mig_instance_charges_that_instance(
+    tmp_path: Path,
+) -> None:
+    mapping = tmp_path / "mapping"
+    mapping.mkdir()
+    (mapping / "0.10").write_text("4410021\n")  # GPU 0, GPU instance 10: the second 1g.10gb
+    clock = SimClock()
+    jobs = JobAccounting(
+        JobsOptions(procfs=str(PROC), hpc_job_mapping_dir=str(mapping)), clock=clock
+    )
+    jobs.samples(GpuSnapshot(NvmlStatus(True), [mig_gpu(0.0, {})]))
+    clock.t = 30.0
+    idle = {gi: {"sm_active": 0.0} for gi in ("2", "3", "9", "10")}
+    found = totals(as_series(jobs.samples(GpuSnapshot(NvmlStatus(True), [mig_gpu(3960.0, idle)]))))
+    job = ("slurm", "4410021")
+    assert of(found, job, "energy") == pytest.approx(3960 * 16 / 132)  # 480 J
+    assert of(found, job, "allocated") == pytest.approx(30 * 16 / 132)
+    assert of(found, job, "idle_allocated") == pytest.approx(30 * 16 / 132), "held, all idle"
+
+
+def test_idle_below_is_a_fraction_and_a_bad_value_is_one_line() -> None:
+    from agent.config import ConfigError, from_mapping
+
+    config = from_mapping({"collectors": {"jobs": {"idle_below": 0.1, "ledger": "/x/j.jsonl"}}})
+    assert config.collectors.jobs.idle_below == 0.1
+    assert config.collectors.jobs.ledger_options().state_file == "/x/j.jsonl.state"
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({"collectors": {"jobs": {"idle_below": 5}}})
+    assert caught.value.problems == [
+        "collectors.jobs.idle_below: must be a number from 0 to 1, got 5"
+    ]

@@ -124,3 +124,17 @@ def test_the_ledger_is_rotated_at_its_size(tmp_path: Path) -> None:
     kept = [tmp_path / name for name in rotated[:3]]
     assert all(path.stat().st_size <= 4096 for path in kept)
     assert sum(len(path.read_text().splitlines()) for path in kept) < 60, "the oldest went"
+
+
+def test_a_ledger_that_cannot_be_written_is_retried_and_the_job_kept(tmp_path: Path) -> None:
+    clock = SimClock()
+    blocked = tmp_path / "not-yet"  # the ledger's directory is missing until t = 300
+    settings = options(blocked, state_file=str(tmp_path / "state"), retention=60.0)
+    jobs = JobAccounting(settings, clock=clock)
+    run(jobs, clock, range(0, 300, 10), job_until=100)
+    assert ("slurm", "1320003") in jobs.accountant.book.records, "kept past its retention"
+    blocked.mkdir()
+    run(jobs, clock, range(300, 320, 10), job_until=100)
+    (line,) = lines(blocked)
+    assert line["energy_joules"] == pytest.approx(WATTS * 100)
+    assert ("slurm", "1320003") not in jobs.accountant.book.records, "written, then forgotten"
