@@ -158,3 +158,21 @@ def test_idle_below_is_a_fraction_and_a_bad_value_is_one_line() -> None:
     assert caught.value.problems == [
         "collectors.jobs.idle_below: must be a number from 0 to 1, got 5"
     ]
+
+
+def test_the_time_a_gpu_is_lost_is_billed_to_nobody() -> None:
+    clock = SimClock()
+    jobs = JobAccounting(JobsOptions(procfs=str(PROC)), clock=clock)
+    slurm = GpuProcess(SLURM, 1e9, 0.5)
+    for t, joules, up in ((0.0, 0.0, True), (10.0, 7000.0, True), (20.0, 0.0, False)):
+        clock.t = t
+        reading = whole(joules, 0.5, slurm)
+        reading.up = up
+        jobs.samples(GpuSnapshot(NvmlStatus(True), [reading]))
+    clock.t, back = 320.0, whole(7000.0 + 700 * 310, 0.5, slurm)  # back after 300 s lost
+    jobs.samples(GpuSnapshot(NvmlStatus(True), [back]))
+    clock.t = 330.0
+    last = jobs.samples(GpuSnapshot(NvmlStatus(True), [whole(7000.0 + 700 * 320, 0.5, slurm)]))
+    found = totals(as_series(last))
+    assert of(found, SLURM_JOB, "allocated") == pytest.approx(20.0), "10 s before, 10 s after"
+    assert of(found, SLURM_JOB, "energy") == pytest.approx(14000.0)

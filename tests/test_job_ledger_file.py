@@ -138,3 +138,16 @@ def test_a_ledger_that_cannot_be_written_is_retried_and_the_job_kept(tmp_path: P
     (line,) = lines(blocked)
     assert line["energy_joules"] == pytest.approx(WATTS * 100)
     assert ("slurm", "1320003") not in jobs.accountant.book.records, "written, then forgotten"
+
+
+def test_a_job_back_before_its_line_could_be_written_goes_on(tmp_path: Path) -> None:
+    clock = SimClock()
+    blocked = tmp_path / "later"
+    jobs = JobAccounting(options(blocked, state_file=str(tmp_path / "state")), clock=clock)
+    run(jobs, clock, range(0, 150, 10), job_until=100)  # ended at 100; its line cannot be written
+    run(jobs, clock, range(150, 200, 10), job_until=200)  # the same job id is back at 150
+    blocked.mkdir()
+    run(jobs, clock, range(200, 300, 10), job_until=190)
+    (line,) = lines(blocked)
+    assert (line["start"], line["end"]) == (0.0, 190.0)
+    assert line["gpu_seconds"] == pytest.approx(150.0), "0-100 and 140-190 (the gap's last 10 s)"

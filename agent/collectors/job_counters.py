@@ -116,6 +116,11 @@ class Accountant:
         if interval is not None:
             self.book.add(gpu_increments(reading, found, interval), now)
 
+    def forget(self, uuid: str) -> None:
+        """A GPU that is down (or whose processes NVML did not give): its time and energy until
+        it is read again are nobody's."""
+        self._seen.pop(uuid, None)
+
     def _interval(self, reading: GpuReading, now: float) -> Interval | None:
         uuid, joules = reading.device.uuid, reading.energy_joules
         previous = self._seen.get(uuid)

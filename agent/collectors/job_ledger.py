@@ -78,7 +78,9 @@ class JobBook:
 
     def seen(self, key: Key, refs: Iterable[JobRef], units: Iterable[str], now: float) -> None:
         record = self.records.get(key)
-        if record is None or record.end is not None:  # a job id seen again after it ended
+        if record is not None and record.end is not None and not record.written:
+            record.end = None  # back before its line could be written: it goes on
+        if record is None or record.end is not None:  # seen again after its line: a new run
             record = JobRecord(key[0], key[1], start=now, last_seen=now)
             self.records[key] = record
         record.last_seen = now

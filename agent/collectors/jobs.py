@@ -159,6 +159,8 @@ class JobAccounting:
                 usage = self._usage(reading, held)
                 samples += self._gpu_samples(reading, usage)
                 self.accountant.observe(reading, _as_held(usage), now)
+            else:
+                self.accountant.forget(reading.device.uuid)
         if self._pods is not None:
             self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
         return samples + self.accountant.finish(now)
