@@ -151,3 +151,16 @@ def test_a_job_back_before_its_line_could_be_written_goes_on(tmp_path: Path) -> 
     (line,) = lines(blocked)
     assert (line["start"], line["end"]) == (0.0, 190.0)
     assert line["gpu_seconds"] == pytest.approx(150.0), "0-100 and 140-190 (the gap's last 10 s)"
+
+
+def test_a_damaged_checkpoint_is_one_warning_and_a_fresh_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "jobs.jsonl.state").write_text('{"version": 1, "jobs": [{"job_id": ')
+    clock = SimClock()
+    jobs = JobAccounting(options(tmp_path), clock=clock)
+    run(jobs, clock, range(0, 200, 10), job_until=100)
+    (line,) = lines(tmp_path)
+    assert line["gpu_seconds"] == pytest.approx(100.0)
+    warnings = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert len(warnings) == 1 and "starting from zero" in warnings[0]
