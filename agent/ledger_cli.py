@@ -81,7 +81,7 @@ class Row:
         for name in SECONDS:
             out[name.replace("seconds", "hours")] = round(self.sums[name] / HOUR, 6)
         out["energy_kwh"] = round(self.sums["energy_joules"] / KWH, 6)
-        out.update({k: round(v, 6) for k, v in sorted(self.sums.items()) if k[:6] == "pflop_"})
+        out.update({k: round(v, 6) for k, v in sorted(self.sums.items()) if k.startswith("pflop_")})
         return out
 
 

@@ -48,7 +48,9 @@ class JobRecord:
         return self.totals.get(name, 0.0)
 
     def flops(self) -> dict[str, float]:
-        return {k.removeprefix(FLOPS): v for k, v in sorted(self.totals.items()) if k[:6] == FLOPS}
+        return {
+            k.removeprefix(FLOPS): v for k, v in sorted(self.totals.items()) if k.startswith(FLOPS)
+        }
 
     def line(self, offset: float) -> dict[str, Any]:
         """The ledger line: totals, owner and span (wall-clock seconds)."""

@@ -61,7 +61,6 @@ PROCESS_MEMORY = MetricSpec(
     "GPU memory of one process (opt-in, capped).",
     (*GPU, "pid", "scheduler", "job_id"),
 )
-NONE = JobRef("none", "none")
 UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could not be read
 
 
@@ -247,16 +246,6 @@ class JobAccounting:
 
 def _as_held(usage: Mapping[tuple[str, str], _Usage]) -> dict[tuple[str, str], Held]:
     return {key: Held(entry.refs, entry.units) for key, entry in usage.items()}
-
-
-def split(joules: float, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    """Share `joules` among jobs by weight (SM share); equally when no weight; none when no job."""
-    if not weights:
-        return {(NONE.scheduler, NONE.job): joules}
-    total = sum(weights.values())
-    if total <= 0:
-        return {key: joules / len(weights) for key in weights}
-    return {key: joules * weight / total for key, weight in weights.items()}
 
 
 def build(options: JobsOptions, context: Context, backend: NvmlBackend) -> JobAccounting:
