@@ -63,7 +63,7 @@ class LedgerOptions:
     ended_after: float
     retention: float
     idle_below: float
-    every_precision: bool = False  # else only DEFAULT_PEAKS (bf16): 8 series fewer per job
+    every_precision: bool = False  # else only DEFAULT_PEAKS (bf16): one series per job
 
 
 @dataclass
