@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Suanli: GPU and CPU metrics of this node for Prometheus (NVML + psutil).",
         epilog="other commands: 'suanli-agent simulate ...' serves a simulated fleet of nodes "
-        "(see 'suanli-agent simulate --help').",
+        "(see 'suanli-agent simulate --help'); 'suanli-agent ledger FILE' sums the job ledger "
+        "(see 'suanli-agent ledger --help').",
     )
     p.add_argument(
         "--config",
@@ -226,6 +227,10 @@ def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "simulate":  # the fleet simulator, found only when asked for
         return _simulate(argv[1:])
+    if argv and argv[0] == "ledger":  # a summary of the job ledger (agent/ledger_cli.py)
+        from agent.ledger_cli import main as ledger
+
+        return ledger(argv[1:])
     args = parser().parse_args(argv)
     try:
         loaded = load_all(args)
@@ -239,7 +244,9 @@ def _main(argv: list[str] | None) -> int:
         return _check_config(args, loaded)
     logs.setup(config.log.level, config.log.format)
     if args.once:  # a look, beside a running agent: it must not move the daemon's cursor
-        config = with_overrides(config, {"collectors.kmsg.state_file": ""})
+        overrides = {"collectors.kmsg.state_file": "", "collectors.jobs.ledger": ""}
+        overrides["collectors.jobs.state_file"] = ""  # nor write the daemon's job ledger
+        config = with_overrides(config, overrides)
     agent, simulation = _build(config, at)
     if args.once:
         return _once(agent, simulation)

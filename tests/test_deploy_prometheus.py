@@ -158,6 +158,8 @@ def test_recording_rules_use_the_level_metric_operation_convention() -> None:
         "cluster_hall",
         "cluster",
         "cluster_scheduler_job_id",
+        "cluster_namespace",  # tenants: delivered compute per namespace and per user
+        "cluster_user",
         "gpu",  # per-GPU rows the dashboards' tables show (failing checks, idle allocated GPUs)
     }
     for name in record_names():

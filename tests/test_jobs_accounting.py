@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors.jobs import JobAccounting, JobsOptions, split
+from agent.collectors.jobs import JobAccounting, JobsOptions
 from agent.hw import GpuDevice, GpuProcess, GpuReading, GpuSnapshot, NvmlStatus
 from tests.gpu_helpers import Series, as_series
 
@@ -99,12 +99,23 @@ def test_energy_is_split_by_sm_share_and_idle_gpus_go_to_none() -> None:
 
 
 def test_without_per_process_samples_the_energy_is_shared_equally() -> None:
-    assert split(900.0, {("slurm", "1"): 0.0, ("slurm", "2"): 0.0, ("slurm", "3"): 0.0}) == {
-        ("slurm", "1"): 300.0,
-        ("slurm", "2"): 300.0,
-        ("slurm", "3"): 300.0,
-    }
-    assert split(90.0, {}) == {("none", "none"): 90.0}
+    clock = Clock()
+    jobs = JobAccounting(JobsOptions(procfs=str(PROC)), clock=clock)
+    quiet = (proc(SLURM), proc(POD), proc(DOCKER))  # NVML gave no utilisation samples
+    jobs.samples(snapshot(reading(0, 0.0, *quiet), reading(1, 0.0)))
+    clock.t = 5.0
+    joules = energy(as_series(jobs.samples(snapshot(reading(0, 900.0, *quiet), reading(1, 90.0)))))
+    assert joules == pytest.approx(
+        {
+            ("slurm", "1320003"): 300.0,
+            ("kubernetes", "9493223b-520e-4a97-a45f-359dcf967006"): 300.0,
+            (
+                "container",
+                "1f1d6e2d4940ddac13abd421a2617992bf89f0e0f9a902ed58278c5f843e9ae7",
+            ): 300.0,
+            ("none", "none"): 90.0,
+        }
+    )
 
 
 def test_a_scheduler_mapping_directory_adds_jobs_per_gpu(tmp_path: Path) -> None:

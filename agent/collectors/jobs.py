@@ -5,25 +5,38 @@ Kubernetes pod, container, systemd unit or host); a scheduler's mapping director
 per GPU. Each GPU's energy since the last cycle is split among the jobs on it by their share of
 SM utilisation (equally when NVML gives no per-process samples), and the rest, on GPUs with no
 job, goes to `job_id="none"`: summed over jobs, the counters equal the GPUs' energy since the
-agent started. A job's counter is kept for `retention` after it was last seen.
+agent started. GPU-seconds (allocated, busy, idle) and delivered FLOP are split the same way, a
+MIG instance counting its share of the GPU (`job_shares`); the totals, the ledger of ended jobs
+and the checkpoint live in `job_counters`.
+
+Who holds a GPU (the seam): (a) `allocations`, GPU or MIG UUID -> jobs, where an allocation
+source is wired in (kubelet, Slurm), so a job holding a GPU without a process is attributed;
+(b) the jobs whose processes run on it; (c) the HPC job-mapping directory. All three add up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.collectors.base import Context, ViewKind
+from agent.collectors.job_counters import (
+    JOB_ENERGY,
+    JOB_FLOPS,
+    JOB_SECONDS,
+    Accountant,
+    Held,
+    LedgerOptions,
+)
 from agent.hw import GpuReading, GpuSnapshot
 from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
 from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
-from agent.options import DIRECTORY, boolean, option, parse_duration, path_option, whole
+from agent.options import DIRECTORY, boolean, option, parse_duration, path_option, string, whole
 
 if TYPE_CHECKING:
     from agent.hw.nvml_backend import NvmlBackend
@@ -42,20 +55,19 @@ JOB_MEMORY = MetricSpec(
     "GPU memory held by the job's processes.",
     (*GPU, "scheduler", "job_id"),
 )
-JOB_ENERGY = MetricSpec(
-    "suanli_job_gpu_energy_joules_total",
-    "counter",
-    "GPU energy drawn by the job since the agent started (job_id=none: GPUs with no job).",
-    ("scheduler", "job_id"),
-)
 PROCESS_MEMORY = MetricSpec(
     "suanli_gpu_process_memory_used_bytes",
     "gauge",
     "GPU memory of one process (opt-in, capped).",
     (*GPU, "pid", "scheduler", "job_id"),
 )
-NONE = JobRef("none", "none")
 UNKNOWN = JobRef("host", "unknown")  # the process vanished or its cgroup could not be read
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -65,9 +77,31 @@ class JobsOptions:
     # the container runtimes' state (pod names); "" to skip
     host_root: str = path_option("/", DIRECTORY)
     hpc_job_mapping_dir: str = path_option("", DIRECTORY)
-    retention: float = option(900.0, parse_duration)  # a job's counters after it was last seen
+    retention: float = option(3600.0, parse_duration)  # an ended job's counters stay this long
     per_process: bool = option(False, boolean)
     per_process_limit: int = option(20, whole(1, 10_000))
+    ended_after: float = option(60.0, parse_duration)  # not seen this long: the job ended
+    idle_below: float = option(0.05, _fraction)  # SM activity at most this: the GPU is idle
+    ledger: str = option("", string)  # JSON lines of ended jobs; "" off
+    ledger_max_bytes: int = option(64 << 20, whole(4096, 1 << 40))  # then rotated
+    ledger_keep: int = option(5, whole(0, 1000))  # rotated files kept
+    state_file: str = option("", string)  # checkpoint; "" = <ledger>.state when a ledger is kept
+    checkpoint_interval: float = option(1.0, parse_duration)  # 1s: every cycle
+    every_precision: bool = option(False, boolean)  # FLOP series per precision; else bf16 only
+
+    def ledger_options(self) -> LedgerOptions:
+        state = self.state_file or (f"{self.ledger}.state" if self.ledger else "")
+        return LedgerOptions(
+            self.ledger,
+            state,
+            self.ledger_max_bytes,
+            self.ledger_keep,
+            self.checkpoint_interval,
+            self.ended_after,
+            self.retention,
+            self.idle_below,
+            self.every_precision,
+        )
 
 
 @dataclass
@@ -77,6 +111,10 @@ class _Usage:
     refs: set[JobRef] = field(default_factory=set)  # one per container of a pod
     memory: float | None = None
     sm: float = 0.0
+    units: dict[int | None, float] = field(default_factory=dict)  # MIG GI (None: GPU): SM share
+
+    def hold(self, unit: int | None, sm: float = 0.0) -> None:
+        self.units[unit] = self.units.get(unit, 0.0) + sm
 
 
 class JobAccounting:
@@ -89,40 +127,60 @@ class JobAccounting:
         options: JobsOptions,
         clock: Callable[[], float] = time.monotonic,
         before_read: Callable[[], None] | None = None,
+        allocations: Callable[[], Mapping[str, tuple[JobRef, ...]]] | None = None,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.options = options
         self._clock = clock
         self._before_read = before_read  # the simulator writes its procfs here
+        self._allocations = allocations  # GPU or MIG UUID -> the jobs it is allocated to
         self._mapping = (
             HpcJobMapping(options.hpc_job_mapping_dir) if options.hpc_job_mapping_dir else None
         )
         self._pods = PodNameResolver(options.host_root) if options.host_root else None
         self._containers_now: set[str] = set()
-        self._energy_seen: dict[str, float] = {}
-        self._job_joules: defaultdict[tuple[str, str], float] = defaultdict(float)
-        self._last_seen: dict[tuple[str, str], float] = {}
+        # wall clock: the ledger's times; by default the accounting clock when one is given
+        wall = wall or (time.time if clock is time.monotonic else clock)
+        self.accountant = Accountant(options.ledger_options(), clock, wall)
 
     def specs(self) -> Sequence[MetricSpec]:
         extra = [PROCESS_MEMORY] if self.options.per_process else []
-        return [JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, *extra]
+        return [JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, JOB_SECONDS, JOB_FLOPS, *extra]
 
     def samples(self, snapshot: GpuSnapshot) -> list[Sample]:
         if self._before_read is not None:
             self._before_read()
-        mapped = self._mapping.jobs() if self._mapping is not None else {}
         now = self._clock()
         samples: list[Sample] = []
         self._containers_now = set()
+        held = self._held()
         for reading in snapshot.readings:
             if reading.up and reading.processes is not None:
-                usage = self._usage(reading, mapped.get(reading.device.index, []))
+                usage = self._usage(reading, held)
                 samples += self._gpu_samples(reading, usage)
-                self._account_energy(reading, usage, now)
+                self.accountant.observe(reading, _as_held(usage), now)
+            else:
+                self.accountant.forget(reading.device.uuid)
         if self._pods is not None:
             self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
-        return samples + self._energy_samples(now)
+        return samples + self.accountant.finish(now)
 
-    def _usage(self, reading: GpuReading, mapped_jobs: list[str]) -> dict[tuple[str, str], _Usage]:
+    def _held(self) -> dict[object, list[JobRef]]:
+        """Holders not seen through processes: GPU index, (index, GPU instance) or UUID -> jobs."""
+        held: dict[object, list[JobRef]] = {}
+        if self._mapping is not None:
+            for index, ids in self._mapping.jobs().items():
+                held[index] = [JobRef("slurm", job) for job in ids]
+            for unit, ids in self._mapping.mig_jobs().items():
+                held[unit] = [JobRef("slurm", job) for job in ids]
+        if self._allocations is not None:
+            for uuid, refs in self._allocations().items():
+                held[uuid] = [*held.get(uuid, []), *refs]
+        return held
+
+    def _usage(
+        self, reading: GpuReading, held: Mapping[object, list[JobRef]]
+    ) -> dict[tuple[str, str], _Usage]:
         usage: dict[tuple[str, str], _Usage] = {}
         for process in reading.processes or []:
             ref = self._named(read_process_job(self.options.procfs, process.pid) or UNKNOWN)
@@ -131,8 +189,18 @@ class JobAccounting:
             if process.memory_used_bytes is not None:
                 entry.memory = (entry.memory or 0.0) + process.memory_used_bytes
             entry.sm += process.sm_utilization_ratio or 0.0
-        for job in mapped_jobs:
-            usage.setdefault(("slurm", job), _Usage()).refs.add(JobRef("slurm", job))
+            entry.hold(process.gpu_instance, process.sm_utilization_ratio or 0.0)
+        index, uuid = reading.device.index, reading.device.uuid
+        units: list[tuple[int | None, list[JobRef]]] = [(None, [*held.get(index, [])])]
+        units[0][1].extend(held.get(uuid, []))
+        for mig in reading.mig:
+            gi = mig.instance.gpu_instance
+            units.append((gi, [*held.get((index, gi), []), *held.get(mig.instance.uuid, [])]))
+        for unit, refs in units:
+            for ref in refs:
+                entry = usage.setdefault((ref.scheduler, ref.job), _Usage())
+                entry.refs.add(ref)
+                entry.hold(unit)
         return usage
 
     def _named(self, ref: JobRef) -> JobRef:
@@ -173,43 +241,12 @@ class JobAccounting:
             samples.append(Sample(PROCESS_MEMORY, labels, process.memory_used_bytes or 0.0))
         return samples
 
-    def _account_energy(
-        self, reading: GpuReading, usage: dict[tuple[str, str], _Usage], now: float
-    ) -> None:
-        uuid, joules = reading.device.uuid, reading.energy_joules
-        if joules is None:
-            return
-        previous = self._energy_seen.get(uuid)
-        self._energy_seen[uuid] = joules
-        # first sight (counters start at 0, so increase() sees the first interval), or a reset
-        delta = 0.0 if previous is None or joules < previous else joules - previous
-        for key, share in split(delta, {k: u.sm for k, u in usage.items()}).items():
-            self._job_joules[key] += share
-            self._last_seen[key] = now
-
-    def _energy_samples(self, now: float) -> list[Sample]:
-        expired = [
-            k
-            for k, seen in self._last_seen.items()
-            if now - seen > self.options.retention and k != (NONE.scheduler, NONE.job)
-        ]
-        for key in expired:
-            del self._last_seen[key]
-            del self._job_joules[key]
-        return [Sample(JOB_ENERGY, key, joules) for key, joules in sorted(self._job_joules.items())]
-
     def close(self) -> None:
-        pass
+        self.accountant.close()
 
 
-def split(joules: float, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    """Share `joules` among jobs by weight (SM share); equally when no weight; none when no job."""
-    if not weights:
-        return {(NONE.scheduler, NONE.job): joules}
-    total = sum(weights.values())
-    if total <= 0:
-        return {key: joules / len(weights) for key in weights}
-    return {key: joules * weight / total for key, weight in weights.items()}
+def _as_held(usage: Mapping[tuple[str, str], _Usage]) -> dict[tuple[str, str], Held]:
+    return {key: Held(entry.refs, entry.units) for key, entry in usage.items()}
 
 
 def build(options: JobsOptions, context: Context, backend: NvmlBackend) -> JobAccounting:
@@ -227,5 +264,5 @@ VIEW = ViewKind(
     "jobs",
     build,
     "Jobs (collector `jobs`, `collectors.jobs`)",
-    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, PROCESS_MEMORY),
+    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, JOB_SECONDS, JOB_FLOPS, PROCESS_MEMORY),
 )

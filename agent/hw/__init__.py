@@ -96,6 +96,7 @@ class GpuProcess:
     pid: int
     memory_used_bytes: float | None = None
     sm_utilization_ratio: float | None = None  # from per-process utilisation samples
+    gpu_instance: int | None = None  # the MIG GPU instance it runs in; None: the whole GPU
 
 
 @dataclass(frozen=True)

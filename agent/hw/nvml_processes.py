@@ -10,6 +10,15 @@ from agent.hw.nvml import NVML, LibraryMismatch, NVMLError, NvmlGateway
 PERCENT = 100.0
 
 
+NOT_AVAILABLE = 0xFFFFFFFF  # NVML_VALUE_NOT_AVAILABLE as an unsigned int: not in MIG
+
+
+def _instance(process: Any) -> int | None:
+    """The process's MIG GPU instance; None outside MIG and for v1 structures without the field."""
+    gi = getattr(process, "gpuInstanceId", None)
+    return None if gi is None or int(gi) == NOT_AVAILABLE else int(gi)
+
+
 class ProcessReader:
     """Reads each GPU's processes; remembers the last utilisation sample seen per GPU."""
 
@@ -27,6 +36,7 @@ class ProcessReader:
                 pid=int(p.pid),
                 memory_used_bytes=None if p.usedGpuMemory is None else float(p.usedGpuMemory),
                 sm_utilization_ratio=shares.get(int(p.pid)),
+                gpu_instance=_instance(p),
             )
             for p in processes
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
+from grafana.generator.job_ledger import sold_panels
 from grafana.generator.panels import (
     Json,
     Query,
@@ -287,6 +288,7 @@ def build() -> Json:
         *fleet_panels(),
         *rack_panels(),
     ]
+    panels += sold_panels()
     description = (
         "The whole center at a glance: GPU states, activity, power, energy and delivered "
         "compute, from recording rules only (fast at any scale)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
+from grafana.generator.job_ledger import tenant_panels
 from grafana.generator.panels import Json, Query, bargauge, stat, table, timeseries
 from grafana.generator.promql import (
     A_JOB,
@@ -186,7 +187,7 @@ def trend_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*summary_stats(), *jobs_table(), *owner_panels(), *trend_panels()]
+    panels = [*summary_stats(), *jobs_table(), *owner_panels(), *trend_panels(), *tenant_panels()]
     description = (
         "Per job, user and namespace: GPUs held, GPU-hours, GPU energy and how hard the GPUs "
         "work. Jobs come from the agents' cgroup attribution (docs/jobs.md)."

@@ -205,6 +205,27 @@ def job_panels() -> list[Json]:
             Query(job_power, legend="{{scheduler}} {{job_id}}"),
             w=8,
         ),
+        timeseries(
+            "GPU-seconds per job",
+            "GPU-seconds per second of each job: GPUs held (allocated), busy and held while idle "
+            "(a MIG instance counts its share of the GPU; job none: what no job held).",
+            "none",
+            Query(
+                f"rate({n('suanli_job_gpu_seconds_total')}{RATE})",
+                legend="{{scheduler}} {{job_id}} {{state}}",
+            ),
+            w=12,
+        ),
+        timeseries(
+            "Delivered FLOP/s per job",
+            "FLOP per second delivered on each job's share of its GPUs, per precision.",
+            "flops",
+            Query(
+                f"rate({n('suanli_job_delivered_flops_total')}{RATE})",
+                legend="{{scheduler}} {{job_id}} {{precision}}",
+            ),
+            w=12,
+        ),
         table(
             "Process memory",
             "GPU memory of each process (only with collectors.jobs.per_process, capped per GPU).",
