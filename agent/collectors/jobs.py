@@ -13,14 +13,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent.collectors import job_allocations
 from agent.collectors.base import Context, ViewKind
 from agent.hw import GpuReading, GpuSnapshot
+from agent.hw.allocations import AllocationRefresher
 from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
+from agent.hw.pod_resources import KUBELET_SOCKET
 from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
 from agent.options import boolean, option, parse_duration, string, whole
@@ -67,6 +70,10 @@ class JobsOptions:
     retention: float = option(900.0, parse_duration)  # a job's counters after it was last seen
     per_process: bool = option(False, boolean)
     per_process_limit: int = option(20, whole(1, 10_000))
+    # GPUs a job holds with no process on them (docs/jobs.md, "Allocation sources"); "" turns off
+    kubelet_socket: str = option(KUBELET_SOCKET, string)
+    slurm_cgroup_root: str = option("/sys/fs/cgroup", string)
+    allocation_refresh: float = option(10.0, parse_duration)
 
 
 @dataclass
@@ -88,8 +95,12 @@ class JobAccounting:
         options: JobsOptions,
         clock: Callable[[], float] = time.monotonic,
         before_read: Callable[[], None] | None = None,
+        allocations: Callable[[], Mapping[str, tuple[JobRef, ...]]] | None = None,
+        allocation_status: AllocationRefresher | None = None,
     ) -> None:
         self.options = options
+        self._allocations = allocations  # GPU or MIG UUID -> the jobs holding it
+        self._allocation_status = allocation_status
         self._clock = clock
         self._before_read = before_read  # the simulator writes its procfs here
         self._mapping = (
@@ -103,22 +114,29 @@ class JobAccounting:
 
     def specs(self) -> Sequence[MetricSpec]:
         extra = [PROCESS_MEMORY] if self.options.per_process else []
+        if self._allocation_status is not None:
+            extra += job_allocations.SPECS
         return [JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, *extra]
 
     def samples(self, snapshot: GpuSnapshot) -> list[Sample]:
         if self._before_read is not None:
             self._before_read()
         mapped = self._mapping.jobs() if self._mapping is not None else {}
+        holders = self._allocations() if self._allocations is not None else {}
         now = self._clock()
         samples: list[Sample] = []
         self._containers_now = set()
         for reading in snapshot.readings:
             if reading.up and reading.processes is not None:
                 usage = self._usage(reading, mapped.get(reading.device.index, []))
+                held = job_allocations.held(reading, holders)
+                job_allocations.add_holders(usage, held, _Usage)
                 samples += self._gpu_samples(reading, usage)
                 self._account_energy(reading, usage, now)
         if self._pods is not None:
             self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
+        if self._allocation_status is not None:
+            samples += job_allocations.status_samples(self._allocation_status, snapshot)
         return samples + self._energy_samples(now)
 
     def _usage(self, reading: GpuReading, mapped_jobs: list[str]) -> dict[tuple[str, str], _Usage]:
@@ -198,7 +216,8 @@ class JobAccounting:
         return [Sample(JOB_ENERGY, key, joules) for key, joules in sorted(self._job_joules.items())]
 
     def close(self) -> None:
-        pass
+        if self._allocation_status is not None:
+            self._allocation_status.close()
 
 
 def split(joules: float, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
@@ -217,8 +236,28 @@ def build(options: JobsOptions, context: Context, backend: NvmlBackend) -> JobAc
         options,
         procfs=parts.jobs_procfs or options.procfs,
         host_root=parts.jobs_host_root or options.host_root,
+        kubelet_socket=_located(parts.jobs_host_root, options.kubelet_socket),
+        slurm_cgroup_root=_located(parts.jobs_host_root, options.slurm_cgroup_root),
     )
-    return JobAccounting(located, before_read=parts.before_jobs_read)
+    reader = job_allocations.refresher(
+        located.kubelet_socket,
+        located.slurm_cgroup_root,
+        located.allocation_refresh,
+        located.procfs,
+        located.host_root,
+        inline=parts.inline,
+    )
+    holders = reader.holders if reader is not None else None
+    return JobAccounting(
+        located, before_read=parts.before_jobs_read, allocations=holders, allocation_status=reader
+    )
+
+
+def _located(simulated_root: str | None, path: str) -> str:
+    """A node path under the simulator's root (it writes its node there); as set otherwise."""
+    if not simulated_root or not path:
+        return path
+    return f"{simulated_root.rstrip('/')}/{path.lstrip('/')}"
 
 
 VIEW = ViewKind(
@@ -226,5 +265,5 @@ VIEW = ViewKind(
     "jobs",
     build,
     "Jobs (collector `jobs`, `collectors.jobs`)",
-    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, PROCESS_MEMORY),
+    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, PROCESS_MEMORY, *job_allocations.SPECS),
 )
