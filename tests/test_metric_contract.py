@@ -37,6 +37,8 @@ UNITLESS = {
     "suanli_gpu_health_check_failed",
     "suanli_collector_success",
     "suanli_infiniband_port_up",
+    "suanli_job_allocation_source_up",
+    "suanli_gpu_kubelet_allocatable",
 }
 
 
@@ -92,6 +94,8 @@ ADDITIONS = {
     "suanli_kmsg_up": "whether the kernel log is being read for XIDs and SXids (issue 15)",
     "suanli_gpu_bar1_used_bytes": "BAR1 in use: GPUDirect RDMA registrations fail when full",
     "suanli_gpu_bar1_total_bytes": "the size of the BAR1 window (docs/adding-a-metric.md)",
+    "suanli_job_allocation_source_up": "kubelet/Slurm allocations read, or why not (issue 17)",
+    "suanli_gpu_kubelet_allocatable": "the kubelet can give the GPU to pods (issue 17)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.
