@@ -102,7 +102,9 @@ class Node:
     """The whole agent over the simulated node, its files under a short root (unix socket paths
     are limited to 107 bytes)."""
 
-    def __init__(self, root: Path, scenario: str = SCENARIO, **jobs: str) -> None:
+    def __init__(
+        self, root: Path, scenario: str = SCENARIO, simulated_kubelet: bool = False, **jobs: str
+    ) -> None:
         self.root = root
         self.clock = SimClock(60.0)
         loaded = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
@@ -110,7 +112,8 @@ class Node:
         overrides = {"interval": "1s", "collectors.jobs.allocation_refresh": "100ms"}
         overrides |= {f"collectors.jobs.{key}": value for key, value in jobs.items()}
         self.agent: Agent = build(
-            with_overrides(Config(), overrides), parts=simulated_parts(self.fake, root)
+            with_overrides(Config(), overrides),
+            parts=simulated_parts(self.fake, root, kubelet=simulated_kubelet),
         )
         self.server: grpc.Server | None = None
 

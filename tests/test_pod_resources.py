@@ -25,6 +25,7 @@ from tests.kubelet_helpers import (
     NOTEBOOK_UID,
     QWEN,
     QWEN_UID,
+    SCENARIO,
     Kubelet,
     Node,
     jobs_on,
@@ -229,5 +230,34 @@ def test_a_pod_holding_a_mig_instance_is_attributed_on_its_gpu(root: Path) -> No
         node.serve(kubelet)
         on = jobs_on(node.wait_for("ok"))
         assert on[3] == [("research/notebook-7c4f9b-x2kq", *NOTEBOOK, "notebook")]
+    finally:
+        node.close()
+
+
+def test_the_simulated_node_serves_its_pods_on_a_kubelet(root: Path) -> None:
+    """`--fake` nodes: the scenario's pods on the simulator's kubelet, one of them holding GPUs
+    with no process (`processes_per_gpu: 0`)."""
+    scenario = (
+        SCENARIO
+        + f"""
+  - id: notebook
+    scheduler: kubernetes
+    namespace: {NOTEBOOK[0]}
+    pod: {NOTEBOOK[1]}
+    pod_uid: {NOTEBOOK_UID}
+    comm: notebook
+    gpus: [6, 7]
+    processes_per_gpu: 0
+"""
+    )
+    node = Node(root, scenario, simulated_kubelet=True)
+    try:
+        snapshot = node.wait_for("ok")
+        on = jobs_on(snapshot)
+        assert on[6] == on[7] == [(NOTEBOOK_UID, *NOTEBOOK, "notebook")]
+        assert on[0] == [(QWEN_UID, *QWEN, "vllm")]
+        assert sorted(on) == [0, 1, 2, 3, 6, 7]
+        assert values(snapshot, "suanli_gpu_processes")["6"] == 0.0
+        assert set(values(snapshot, "suanli_gpu_kubelet_allocatable").values()) == {1.0}
     finally:
         node.close()
