@@ -193,6 +193,14 @@ def test_a_hanging_kubelet_never_delays_the_gpu_readings(node: Node) -> None:
         assert all(r.success for r in snapshot.results), [r.error for r in snapshot.results]
         # a cycle of this simulated node takes milliseconds; a kubelet deadline is a second
         assert len(cycles) >= 3 and max(cycles) < 0.5, cycles
+        hung = kubelet.calls
+        while kubelet.calls == hung and time.monotonic() < deadline + 2.0:
+            time.sleep(0.01)  # the next call is in flight, hanging again
+        assert kubelet.calls > hung
+        started = time.monotonic()  # stopping the agent does not wait for that call
+        for collector in node.agent.collectors:
+            collector.close()
+        assert time.monotonic() - started < 0.5
     finally:
         kubelet.release.set()
 

@@ -132,12 +132,13 @@ class AllocationRefresher:
             self._stop.wait(self.interval_s)
 
     def close(self) -> None:
+        """Stop refreshing; a kubelet call in flight is cancelled, not waited for."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
         if self.kubelet is not None:
             self.kubelet.close()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
 
 
 def _merge(into: dict[str, tuple[JobRef, ...]], more: Mapping[str, tuple[JobRef, ...]]) -> None:
