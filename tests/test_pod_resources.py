@@ -269,3 +269,19 @@ def test_the_simulated_node_serves_its_pods_on_a_kubelet(root: Path) -> None:
         assert set(values(snapshot, "suanli_gpu_kubelet_allocatable").values()) == {1.0}
     finally:
         node.close()
+
+
+def test_pods_sharing_a_time_sliced_gpu_are_all_on_it(node: Node) -> None:
+    uuids = node.uuids()
+    kubelet = Kubelet(uuids)
+    # the device plugin's time-slicing (replicas: 4) hands out `<uuid>::<replica>`
+    kubelet.pods = [
+        pod("team-a", "jupyter-a-0", ("lab", [f"{uuids[6]}::0"], 1)),
+        pod("team-b", "jupyter-b-0", ("lab", [f"{uuids[6]}::2"], 1)),
+    ]
+    node.serve(kubelet)
+    on = jobs_on(node.wait_for("ok"))
+    assert sorted(on[6]) == [
+        ("team-a/jupyter-a-0", "team-a", "jupyter-a-0", "lab"),
+        ("team-b/jupyter-b-0", "team-b", "jupyter-b-0", "lab"),
+    ]

@@ -94,6 +94,25 @@ def test_a_slurm_job_holding_gpus_without_a_process_is_attributed(root: Path) ->
         node.close()
 
 
+def test_a_job_both_the_prolog_mapping_and_its_device_list_name_is_one_job(root: Path) -> None:
+    mapping = root / "hpc-job-mapping"
+    mapping.mkdir()
+    (mapping / "6").write_text("4824887\n")  # the prolog's file for GPU 6
+    node = Node(root, kubelet_socket="", hpc_job_mapping_dir=str(mapping))
+    try:
+        write_driver_information(node)
+        write_job(root, 20821, 4824887, JOB_LIST.format(a=4, b=5))
+        for _ in range(100):
+            snapshot = node.sample()
+            if source_state(snapshot).get("slurm_cgroup") == (1.0, "ok"):
+                break
+        info = labelled(snapshot, "suanli_gpu_job_info")
+        on_6 = [(x["job_id"], x["user"]) for x in info if x["gpu"] == "6"]
+        assert on_6 == [("4824887", "20821")]  # one series, with the uid the cgroup gives
+    finally:
+        node.close()
+
+
 def test_slurm_on_cgroup_v2_says_the_prolog_mapping_is_needed(root: Path) -> None:
     cgroup = root / "sys/fs/cgroup"
     (cgroup / "system.slice/slurmstepd.scope/job_1320003/step_0").mkdir(parents=True)

@@ -81,7 +81,8 @@ def add_holders(
 
     A pod whose UID was not found in the kubelet's log directory (job `<namespace>/<pod>`) takes
     the UID its processes' cgroups give. A process's container that the runtime did not name
-    (its 64-hex id) gives way to the kubelet's container name.
+    (its 64-hex id) gives way to the kubelet's container name, a Slurm job without a uid to the
+    device cgroup's.
     """
     by_pod = {
         (ref.namespace, ref.pod): key
@@ -92,9 +93,16 @@ def add_holders(
     for ref in refs:
         key = by_pod.get((ref.namespace, ref.pod), (ref.scheduler, ref.job))
         entry = usage.setdefault(key, new())
-        if ref.scheduler == "kubernetes":
-            entry.refs -= {r for r in entry.refs if not r.pod}
+        entry.refs -= {r for r in entry.refs if _less_named(r, ref)}
         entry.refs.add(dataclasses.replace(ref, job=key[1]))
+
+
+def _less_named(known: JobRef, holder: JobRef) -> bool:
+    """A process's ref the holder's names replace: a pod without names, a Slurm job (from the
+    mapping directory or a cgroup v2 path) without the uid its device cgroup gives."""
+    if holder.scheduler == "kubernetes":
+        return known.scheduler == "kubernetes" and not known.pod
+    return known.scheduler == holder.scheduler and not known.user and bool(holder.user)
 
 
 def status_samples(reader: AllocationRefresher, snapshot: GpuSnapshot) -> list[Sample]:

@@ -122,6 +122,7 @@ class JobAccounting:
         if self._before_read is not None:
             self._before_read()
         mapped = self._mapping.jobs() if self._mapping is not None else {}
+        status = self._allocation_samples(snapshot)  # before the map: "up" never outruns it
         holders = self._allocations() if self._allocations is not None else {}
         now = self._clock()
         samples: list[Sample] = []
@@ -135,9 +136,12 @@ class JobAccounting:
                 self._account_energy(reading, usage, now)
         if self._pods is not None:
             self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
-        if self._allocation_status is not None:
-            samples += job_allocations.status_samples(self._allocation_status, snapshot)
-        return samples + self._energy_samples(now)
+        return samples + status + self._energy_samples(now)
+
+    def _allocation_samples(self, snapshot: GpuSnapshot) -> list[Sample]:
+        if self._allocation_status is None:
+            return []
+        return job_allocations.status_samples(self._allocation_status, snapshot)
 
     def _usage(self, reading: GpuReading, mapped_jobs: list[str]) -> dict[tuple[str, str], _Usage]:
         usage: dict[tuple[str, str], _Usage] = {}

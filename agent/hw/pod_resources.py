@@ -6,7 +6,8 @@ on the node, the devices the device plugins gave it; `GetAllocatableResources` n
 the kubelet can give at all (the device plugins' healthy devices). NVIDIA's device plugin reports
 a whole GPU under `nvidia.com/gpu` by its UUID (`GPU-...`), a MIG instance under
 `nvidia.com/gpu` or `nvidia.com/mig-<profile>` by its MIG UUID (`MIG-...`); with
-`--device-id-strategy=index` the ids are NVML indices (`0`, `1`, ...) instead.
+`--device-id-strategy=index` the ids are NVML indices (`0`, `1`, ...) instead, and a GPU shared
+by time-slicing or MPS is handed out as replicas `<id>::<n>`, each the GPU `<id>`.
 
 A pod's job id is its UID, as the cgroup path of its processes gives it (`agent.hw.cgroups`).
 The API gives namespace and name only; the kubelet's log directory
@@ -77,8 +78,8 @@ class PodResourcesClient:
 
     def read(self, pod_uids: dict[tuple[str, str], str] | None = None) -> KubeletAnswer:
         """The pods' GPUs now. Raises `KubeletError`; takes at most two deadlines."""
-        self._check_socket()
         try:
+            self._check_socket()
             stub, pb2 = self._connect()
             listed = self._call(stub.List, pb2.ListPodResourcesRequest())
             try:
@@ -86,9 +87,9 @@ class PodResourcesClient:
                     stub.GetAllocatableResources, pb2.AllocatableResourcesRequest()
                 )
             except KubeletError as err:
-                if err.reason != "unimplemented":  # a kubelet before 1.23 lists, no more
+                if err.reason in ("refused", "timeout"):
                     raise
-                allocatable = None
+                allocatable = None  # before 1.23, or its feature gate off: List still counts
             return KubeletAnswer(holders(listed.pod_resources, pod_uids or {}), ids(allocatable))
         except KubeletError:
             self.close()
@@ -151,7 +152,7 @@ def holders(
             ref = JobRef("kubernetes", job, "", namespace, name, str(container.name))
             for device in container.devices:
                 if is_gpu_resource(device.resource_name):
-                    for device_id in device.device_ids:
+                    for device_id in map(_physical, device.device_ids):
                         if ref not in found[device_id]:
                             found[device_id].append(ref)
     return {device_id: tuple(refs) for device_id, refs in found.items()}
@@ -162,11 +163,16 @@ def ids(allocatable: Any) -> frozenset[str] | None:
     if allocatable is None:
         return None
     return frozenset(
-        str(device_id)
+        _physical(device_id)
         for device in allocatable.devices
         if is_gpu_resource(device.resource_name)
         for device_id in device.device_ids
     )
+
+
+def _physical(device_id: str) -> str:
+    """The device of a shared replica (`GPU-...::3`: time-slicing or MPS), or the id itself."""
+    return str(device_id).split("::", 1)[0]
 
 
 def pod_uids(log_root: str) -> dict[tuple[str, str], str]:
