@@ -35,7 +35,7 @@ KUBELET_ALLOCATABLE = MetricSpec(
 )
 SPECS = (SOURCE_UP, KUBELET_ALLOCATABLE)
 Holders = Mapping[str, tuple[JobRef, ...]]
-_PROCESS_TIMEOUT_S = 1.0  # one kubelet call; the kubelet answers in milliseconds
+_CALL_TIMEOUT_S = 1.0  # one kubelet call; the kubelet answers in milliseconds
 
 
 def refresher(
@@ -49,7 +49,7 @@ def refresher(
     """The background reader the options ask for, started; None when both sources are off."""
     if not kubelet_socket and not slurm_cgroup_root:
         return None
-    kubelet = PodResourcesClient(kubelet_socket, _PROCESS_TIMEOUT_S) if kubelet_socket else None
+    kubelet = PodResourcesClient(kubelet_socket, _CALL_TIMEOUT_S) if kubelet_socket else None
     slurm = SlurmCgroupDevices(slurm_cgroup_root, procfs) if slurm_cgroup_root else None
     log_root = f"{host_root.rstrip('/')}/var/log/pods" if host_root else ""
     reader = AllocationRefresher(kubelet, slurm, interval_s, log_root, inline=inline)
