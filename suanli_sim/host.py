@@ -39,16 +39,15 @@ def simulated_parts(
     root: Path,
     *,
     inline: bool = False,
-    kubelet: bool = False,
     host_reader: HostReader | None = None,
     rapl: tuple[RaplReader, str] | None = None,
 ) -> Parts:
     """The parts of the node `fake` simulates, its files written under `root`. `rapl`: a
-    simulated RAPL reader and the sysfs path to look for a power meter in. `kubelet`: serve the
-    kubelet's PodResources API for the scenario's pods (`suanli_sim.fake_kubelet`)."""
+    simulated RAPL reader and the sysfs path to look for a power meter in. A scenario with
+    `kubelet: true` serves its pods' GPUs on a simulated kubelet (`suanli_sim.fake_kubelet`)."""
     scenario = fake.scenario
     root.mkdir(parents=True, exist_ok=True)
-    if kubelet and not inline:
+    if scenario.kubelet and not inline:
         from suanli_sim.fake_kubelet import serve_kubelet
 
         serve_kubelet(fake, root)

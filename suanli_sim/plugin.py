@@ -99,7 +99,7 @@ class Simulator:
         nvml = FakeNvml(load_scenario(config.fake_scenario), clock=clock)
         root = tempfile.mkdtemp(prefix="suanli-fake-host-")
         atexit.register(shutil.rmtree, root, ignore_errors=True)
-        agent = build(config, parts=simulated_parts(nvml, Path(root), kubelet=True))
+        agent = build(config, parts=simulated_parts(nvml, Path(root)))
         return FakeNode(agent, nvml, clock, at)
 
     def main(self, argv: list[str]) -> int:

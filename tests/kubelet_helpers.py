@@ -102,9 +102,7 @@ class Node:
     """The whole agent over the simulated node, its files under a short root (unix socket paths
     are limited to 107 bytes)."""
 
-    def __init__(
-        self, root: Path, scenario: str = SCENARIO, simulated_kubelet: bool = False, **jobs: str
-    ) -> None:
+    def __init__(self, root: Path, scenario: str = SCENARIO, **jobs: str) -> None:
         self.root = root
         self.clock = SimClock(60.0)
         loaded = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
@@ -113,7 +111,7 @@ class Node:
         overrides |= {f"collectors.jobs.{key}": value for key, value in jobs.items()}
         self.agent: Agent = build(
             with_overrides(Config(), overrides),
-            parts=simulated_parts(self.fake, root, kubelet=simulated_kubelet),
+            parts=simulated_parts(self.fake, root),
         )
         self.server: grpc.Server | None = None
 

@@ -256,9 +256,10 @@ def test_the_simulated_node_serves_its_pods_on_a_kubelet(root: Path) -> None:
     comm: notebook
     gpus: [6, 7]
     processes_per_gpu: 0
+kubelet: true
 """
     )
-    node = Node(root, scenario, simulated_kubelet=True)
+    node = Node(root, scenario)
     try:
         snapshot = node.wait_for("ok")
         on = jobs_on(snapshot)
