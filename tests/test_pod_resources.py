@@ -10,6 +10,7 @@ hanging or garbled kubelet leaves the processes' attribution and a metric that s
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -286,3 +287,11 @@ def test_pods_sharing_a_time_sliced_gpu_are_all_on_it(node: Node) -> None:
         ("team-a/jupyter-a-0", "team-a", "jupyter-a-0", "lab"),
         ("team-b/jupyter-b-0", "team-b", "jupyter-b-0", "lab"),
     ]
+
+
+def test_an_agent_installed_without_grpcio_says_so(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node.serve(Kubelet(node.uuids()))
+    monkeypatch.setitem(sys.modules, "grpc", None)  # `import grpc` fails as if not installed
+    assert_processes_only(node.wait_for("no_grpc"))

@@ -124,11 +124,15 @@ class AllocationRefresher:
         return SourceState(False, reason)
 
     def _run(self) -> None:
+        failed = ""
         while not self._stop.is_set():
             try:
                 self.refresh()
-            except Exception:  # a bug here must not end the refreshing for good
-                log.exception("job allocations: refresh failed")
+                failed = ""
+            except Exception as err:  # a bug here must not end the refreshing for good
+                if repr(err) != failed:
+                    log.exception("job allocations: refresh failed")
+                failed = repr(err)
             self._stop.wait(self.interval_s)
 
     def close(self) -> None:

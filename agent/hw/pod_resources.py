@@ -112,8 +112,8 @@ class PodResourcesClient:
             import grpc
 
             from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
-        except (ImportError, RuntimeError) as err:  # not installed, or older than the code
-            raise KubeletError("no_grpc", str(err)) from None
+        except Exception as err:  # not installed, or grpcio/protobuf older than the generated code
+            raise KubeletError("no_grpc", f"{type(err).__name__}: {err}") from None
         if self._stub is None:
             options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
             self._channel = grpc.insecure_channel(f"unix://{self.socket_path}", options=options)
