@@ -7,9 +7,9 @@ plugin's mixed strategy). A job with `processes_per_gpu: 0` holds its GPUs and r
 the kubelet knows it. `GetAllocatableResources` offers every GPU (or MIG device) that is not
 lost. The kubelet's `/var/log/pods/<namespace>_<pod>_<uid>` directories are written too.
 
-Started by `suanli_sim.host.simulated_parts` for a scenario with `kubelet: true` (off by
-default: the gRPC server and the agent's gRPC client would add about 20 MiB to the process the
-benchmarks measure), served until the process ends; the socket is
+Started by `suanli_sim.host.simulated_parts` (and the fleet's runtime, for its MIG nodes) for a
+scenario with `kubelet: true` (off by default: the gRPC server and the agent's gRPC client would add
+about 20 MiB to the process the benchmarks measure), served until the process ends; the socket is
 `<root>/var/lib/kubelet/pod-resources/kubelet.sock`, where the agent looks on a simulated node.
 """
 

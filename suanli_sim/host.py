@@ -47,7 +47,7 @@ def simulated_parts(
     `kubelet: true` serves its pods' GPUs on a simulated kubelet (`suanli_sim.fake_kubelet`)."""
     scenario = fake.scenario
     root.mkdir(parents=True, exist_ok=True)
-    if scenario.kubelet and not inline:
+    if scenario.kubelet and not inline:  # a fleet node starts no thread: see fleet/node.py
         from suanli_sim.fake_kubelet import serve_kubelet
 
         serve_kubelet(fake, root)
