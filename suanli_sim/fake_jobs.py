@@ -13,12 +13,13 @@ A scenario's optional top-level `jobs:` list; each entry becomes one `JobSpec`::
         end: 1800                      # default: runs forever
       - {id: "1320011", scheduler: slurm-v2, gpus: [7], idle: true, memory_mib: 18432}
 
-Keys: `id` (str; digits for Slurm), `scheduler` (a layout in LAYOUTS), `gpus` (indexes),
-`start`, `end`, `processes_per_gpu` (1), `memory_mib` per process (default: the GPU workload's
-memory share split among the GPU's processes), `user` (uid, 1000), `idle` (holds memory, computes
-nothing), `mig` (MIG device index on each listed GPU; required for GPUs in MIG mode), `comm`
-("python3"); Kubernetes layouts also `namespace` ("default"), `pod` (the id), `pod_uid` and
-`container_id` (derived from seed and id), `qos` (burstable); docker `container_id`.
+Keys: `id` (str; digits for Slurm), `scheduler` (a layout in LAYOUTS), `gpus` (indexes), `start`,
+`end`, `processes_per_gpu` (1; 0: holds its GPUs and runs nothing, which only the kubelet knows),
+`memory_mib` per process (default: the GPU workload's memory share split among the GPU's processes),
+`user` (uid, 1000), `idle` (holds memory, computes nothing), `mig` (MIG device index on each listed
+GPU; required for GPUs in MIG mode), `comm` ("python3"); Kubernetes layouts also `namespace`
+("default"), `pod` (the id), `pod_uid` and `container_id` (derived from seed and id), `qos`
+(burstable); docker `container_id`.
 The per-GPU `processes: [{pid, used_mib}]` key of older scenarios still works: such processes
 are host processes that run for the whole scenario (`legacy_processes`).
 """
@@ -202,7 +203,7 @@ def _at_least(value: Any, path: str, low: int = 1) -> int:
 
 
 def _per_gpu(value: Any, path: str) -> int:
-    count = _at_least(value, path)
+    count = _at_least(value, path, low=0)  # 0: holds the GPUs, runs nothing (yet)
     if count > MAX_PROCESSES_PER_GPU:
         raise ScenarioError(f"{path}: at most {MAX_PROCESSES_PER_GPU}, got {count}")
     return count

@@ -106,7 +106,7 @@ _REQUIRED = {
 }
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
-_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency", "infiniband"}
+_TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency", "infiniband", "kubelet"}
 _IB_KEYS = {"ports", "down", "flaky"}
 LATENCIES = ("none", "h200")
 SXID_SWITCHES = (
@@ -181,6 +181,7 @@ class Scenario:
     jobs: tuple[JobSpec, ...] = field(default=())  # see fake_jobs
     latency: str = "none"  # "h200": calls take the time they took on a real H200
     infiniband: InfinibandSpec = field(default_factory=lambda: InfinibandSpec())
+    kubelet: bool = False  # serve the pods' GPUs on a simulated kubelet (fake_kubelet)
 
     def faults_of(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
@@ -254,6 +255,7 @@ def _scenario(data: Any) -> Scenario:
         jobs=jobs,
         latency=latency,
         infiniband=_infiniband(top.get("infiniband", {})),
+        kubelet=typed(top.get("kubelet", False), "kubelet", bool),
     )
 
 

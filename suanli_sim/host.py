@@ -63,9 +63,15 @@ def simulated_parts(
     """The parts of the node `fake` simulates, its files written under `root`. `rapl`: a
     simulated RAPL reader and the sysfs path to look for a power meter in. `c_abi`: the agent
     reads NVML through NVIDIA's pynvml and the fake C library (`suanli_sim.cabi`); False hands
-    it the fake's Python stand-in for pynvml (the fleet simulator: thousands of GPUs)."""
+    it the fake's Python stand-in for pynvml (the fleet simulator: thousands of GPUs).
+    A scenario with `kubelet: true` serves its pods' GPUs on a simulated kubelet
+    (`suanli_sim.fake_kubelet`)."""
     scenario = fake.scenario
     root.mkdir(parents=True, exist_ok=True)
+    if scenario.kubelet and not inline:  # a fleet node starts no thread: see fleet/node.py
+        from suanli_sim.fake_kubelet import serve_kubelet
+
+        serve_kubelet(fake, root)
     write_runtime_state(scenario, root)
     sysfs = root / "sys"
     write_pci_devices(scenario, str(sysfs))

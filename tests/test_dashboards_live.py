@@ -11,7 +11,8 @@ rules and alerts:
     H2/R03  center-faults (below: a lost, a hung and a missing GPU, XIDs, ECC, remaps, PCIe,
             heat, NVLink, NVSwitch fabric and SXids, an NVML error storm, InfiniBand ports down
             and flapping; a cgroup v1 Slurm job with a uid; detail on, and an NVML call that
-            kills its caller, which the agent's probe child meets and turns off), rtx4090-8
+            kills its caller, which the agent's probe child meets and turns off; a simulated
+            kubelet), rtx4090-8
             (fans, no NVLink, no GPM)
     H2/R04  jobs-churn, idle-8
 
@@ -67,6 +68,7 @@ gpus:
   - {model: H800-SXM5-80GB, count: 4, workload: inference, ecc: true}
   - {model: H800-SXM5-80GB, count: 2, workload: inference, ecc: true}  # 8 hangs, 9 is missing
 infiniband: {ports: 8, down: [5], flaky: [2]}
+kubelet: true  # the llama pod's GPUs on a simulated kubelet: the allocation panels
 jobs:
   - {id: "4824887", scheduler: slurm-v1, gpus: [0, 1, 2, 3], user: 1000}
   - {id: llama-70b, scheduler: kubernetes-v1, namespace: inference, pod: llama-70b-6c5d9,

@@ -206,6 +206,21 @@ def test_mounts_match_the_configured_host_paths(pod_config: Path) -> None:
     assert {source[0].split("/{cid}/")[0] for source in pods._SOURCES} == runtime_dirs
 
 
+def test_the_kubelet_pod_resources_socket_and_pod_log_names_are_mounted(pod_config: Path) -> None:
+    """Allocations (docs/jobs.md): the PodResources socket's directory at its own path, and the
+    kubelet's pod log directories (namespace_pod_uid names) under host_root."""
+    jobs = load(pod_config).collectors.jobs
+    socket = PurePosixPath(jobs.kubelet_socket)
+    assert str(socket) == "/var/lib/kubelet/pod-resources/kubelet.sock"
+    found = mounted_at(str(socket.parent))
+    assert found["mount"]["readOnly"] is True
+    assert found["volume"]["hostPath"]["path"] == str(socket.parent)
+    logs = mounted_at(str(PurePosixPath(jobs.host_root) / "var/log/pods"))
+    assert logs["mount"]["readOnly"] is True
+    assert logs["volume"]["hostPath"]["path"] == "/var/log/pods"
+    assert jobs.slurm_cgroup_root == ""  # no Slurm on Kubernetes nodes
+
+
 def test_every_host_path_is_read_only_and_no_runtime_socket_directory_is_mounted() -> None:
     spec = daemonset()["spec"]["template"]["spec"]
     host_volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}

@@ -406,7 +406,7 @@ BAD_JOBS = [
     ('{id: "1", scheduler: slurm-v2, gpus: [0], idle: 1}', "jobs[0].idle: expected bool"),
     ('{id: "1", scheduler: slurm-v2, gpus: [0], memory_mib: 0}', "jobs[0].memory_mib: must be"),
     ('{id: "1", scheduler: slurm-v2, gpus: [0], user: -3}', "jobs[0].user: must be at least 0"),
-    ('{id: "1", scheduler: slurm-v2, gpus: [0], processes_per_gpu: 0}', "processes_per_gpu"),
+    ('{id: "1", scheduler: slurm-v2, gpus: [0], processes_per_gpu: -1}', "processes_per_gpu"),
     ('{id: "1", scheduler: slurm-v2, gpus: [0], pod: x}', "jobs[0].pod: unknown key"),
     ('{id: "1", scheduler: slurm-v2, gpus: [0], mig: 0}', "jobs[0].gpus[0]: GPU 0 is not in MIG"),
     ('{id: "1", scheduler: slurm-v2, gpus: [0], comm: "a-very-long-process-name"}', ".comm: "),

@@ -40,6 +40,8 @@ UNITLESS = {
     "suanli_collector_success",
     "suanli_infiniband_port_up",
     "suanli_http_connections_open",
+    "suanli_job_allocation_source_up",
+    "suanli_gpu_kubelet_allocatable",
 }
 
 
@@ -101,6 +103,8 @@ ADDITIONS = {
     "suanli_http_connections_evicted_total": "idle/slow/capacity evictions (issue 18)",
     "suanli_http_requests_rejected_total": "malformed, oversized, unauthorized, throttled (18)",
     "suanli_gpu_delivered_flops_unavailable": "why a GPU has no delivered-work counter (issue 17)",
+    "suanli_job_allocation_source_up": "kubelet/Slurm allocations read, or why not (issue 17)",
+    "suanli_gpu_kubelet_allocatable": "the kubelet can give the GPU to pods (issue 17)",
 }
 
 # Names that differ from the contract on purpose, each proposed as a contract change.

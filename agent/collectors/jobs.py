@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent.collectors import job_allocations
 from agent.collectors.base import Context, ViewKind
 from agent.collectors.job_counters import (
     JOB_ENERGY,
@@ -32,8 +33,10 @@ from agent.collectors.job_counters import (
     LedgerOptions,
 )
 from agent.hw import GpuReading, GpuSnapshot
+from agent.hw.allocations import AllocationRefresher
 from agent.hw.cgroups import JobRef
 from agent.hw.jobs import HpcJobMapping, read_process_job
+from agent.hw.pod_resources import KUBELET_SOCKET
 from agent.hw.pods import PodNameResolver
 from agent.metrics import MetricSpec, Sample
 from agent.options import DIRECTORY, boolean, option, parse_duration, path_option, string, whole
@@ -103,6 +106,11 @@ class JobsOptions:
             self.every_precision,
         )
 
+    # GPUs a job holds with no process on them (docs/jobs.md, "Allocation sources"); "" turns off
+    kubelet_socket: str = option(KUBELET_SOCKET, string)
+    slurm_cgroup_root: str = option("/sys/fs/cgroup", string)
+    allocation_refresh: float = option(10.0, parse_duration)
+
 
 @dataclass
 class _Usage:
@@ -129,11 +137,13 @@ class JobAccounting:
         before_read: Callable[[], None] | None = None,
         allocations: Callable[[], Mapping[str, tuple[JobRef, ...]]] | None = None,
         wall: Callable[[], float] | None = None,
+        allocation_status: AllocationRefresher | None = None,
     ) -> None:
         self.options = options
+        self._allocations = allocations  # GPU or MIG UUID -> the jobs holding it
+        self._allocation_status = allocation_status
         self._clock = clock
         self._before_read = before_read  # the simulator writes its procfs here
-        self._allocations = allocations  # GPU or MIG UUID -> the jobs it is allocated to
         self._mapping = (
             HpcJobMapping(options.hpc_job_mapping_dir) if options.hpc_job_mapping_dir else None
         )
@@ -145,11 +155,14 @@ class JobAccounting:
 
     def specs(self) -> Sequence[MetricSpec]:
         extra = [PROCESS_MEMORY] if self.options.per_process else []
+        if self._allocation_status is not None:
+            extra += job_allocations.SPECS
         return [JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, JOB_SECONDS, JOB_FLOPS, *extra]
 
     def samples(self, snapshot: GpuSnapshot) -> list[Sample]:
         if self._before_read is not None:
             self._before_read()
+        status = self._allocation_samples(snapshot)  # before the map: "up" never outruns it
         now = self._clock()
         samples: list[Sample] = []
         self._containers_now = set()
@@ -163,7 +176,12 @@ class JobAccounting:
                 self.accountant.forget(reading.device.uuid)
         if self._pods is not None:
             self._pods.forget(self._containers_now)  # bounded by the containers on GPUs now
-        return samples + self.accountant.finish(now)
+        return samples + status + self.accountant.finish(now)
+
+    def _allocation_samples(self, snapshot: GpuSnapshot) -> list[Sample]:
+        if self._allocation_status is None:
+            return []
+        return job_allocations.status_samples(self._allocation_status, snapshot)
 
     def _held(self) -> dict[object, list[JobRef]]:
         """Holders not seen through processes: GPU index, (index, GPU instance) or UUID -> jobs."""
@@ -243,6 +261,8 @@ class JobAccounting:
 
     def close(self) -> None:
         self.accountant.close()
+        if self._allocation_status is not None:
+            self._allocation_status.close()
 
 
 def _as_held(usage: Mapping[tuple[str, str], _Usage]) -> dict[tuple[str, str], Held]:
@@ -255,8 +275,28 @@ def build(options: JobsOptions, context: Context, backend: NvmlBackend) -> JobAc
         options,
         procfs=parts.jobs_procfs or options.procfs,
         host_root=parts.jobs_host_root or options.host_root,
+        kubelet_socket=_located(parts.jobs_host_root, options.kubelet_socket),
+        slurm_cgroup_root=_located(parts.jobs_host_root, options.slurm_cgroup_root),
     )
-    return JobAccounting(located, before_read=parts.before_jobs_read)
+    reader = job_allocations.refresher(
+        located.kubelet_socket,
+        located.slurm_cgroup_root,
+        located.allocation_refresh,
+        located.procfs,
+        located.host_root,
+        inline=parts.inline,
+    )
+    holders = reader.holders if reader is not None else None
+    return JobAccounting(
+        located, before_read=parts.before_jobs_read, allocations=holders, allocation_status=reader
+    )
+
+
+def _located(simulated_root: str | None, path: str) -> str:
+    """A node path under the simulator's root (it writes its node there); as set otherwise."""
+    if not simulated_root or not path:
+        return path
+    return f"{simulated_root.rstrip('/')}/{path.lstrip('/')}"
 
 
 VIEW = ViewKind(
@@ -264,5 +304,14 @@ VIEW = ViewKind(
     "jobs",
     build,
     "Jobs (collector `jobs`, `collectors.jobs`)",
-    (JOB_INFO, PROCESSES, JOB_MEMORY, JOB_ENERGY, JOB_SECONDS, JOB_FLOPS, PROCESS_MEMORY),
+    (
+        JOB_INFO,
+        PROCESSES,
+        JOB_MEMORY,
+        JOB_ENERGY,
+        JOB_SECONDS,
+        JOB_FLOPS,
+        PROCESS_MEMORY,
+        *job_allocations.SPECS,
+    ),
 )

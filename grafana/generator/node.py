@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana.generator.board import dashboard
 from grafana.generator.node_agent import agent_panels
+from grafana.generator.node_allocations import allocation_panels
 from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
 from grafana.generator.node_infiniband import infiniband_panels
 from grafana.generator.node_other import uncharted_panels
@@ -234,6 +235,7 @@ def job_panels() -> list[Json]:
             w=24,
             rename={"Value": "memory"},
         ),
+        *allocation_panels(),
     ]
 
 

@@ -81,9 +81,12 @@ def build_node(
     config: Config,
     root: Path,
     clock: Callable[[], float] | None = None,
+    kubelet: bool = False,
 ) -> SimNode:
     """The agent `agent.app.build` makes over the node's simulated parts, sampled inline;
-    `clock`: the fake NVML's simulated time (default: seconds since it was made)."""
+    `clock`: the fake NVML's simulated time (default: seconds since it was made). `kubelet`:
+    serve a scenario's `kubelet: true` on a gRPC server (its own threads; the fleet's runtime
+    asks for it, a node built alone starts no thread)."""
     place, seed = plan.placement, plan.scenario.seed
     load = HOST_LOAD.get(plan.role, 0.1)
     config = with_overrides(
@@ -103,6 +106,10 @@ def build_node(
         host_reader=SimHostReader(seed, load),
         rapl=(SimRapl(seed, load), NO_SYSFS),
     )
+    if kubelet and plan.scenario.kubelet:
+        from suanli_sim.fake_kubelet import serve_kubelet
+
+        serve_kubelet(fake, root / place.hostname)
     agent = build(config, parts=parts, hostname=place.hostname)
     agent.renderer.attach(RELOAD_SPECS, ReloadStatus().samples)  # as the agent's runner does
     return SimNode(plan, agent.sampler, agent.renderer)

@@ -96,7 +96,7 @@ def build_nodes(
     for plan in plans:
         if stop.is_set():
             break
-        node = build_node(plan, interval, config, root)
+        node = build_node(plan, interval, config, root, kubelet=True)
         node.sample()
         nodes.append(node)
     return nodes

@@ -155,7 +155,8 @@ def _idle_alloc(ctx: Context) -> tuple[str, Doc]:
 
 def _mig(ctx: Context) -> tuple[str, Doc]:
     what, gpus, jobs = mig_node(ctx.rng, _single_job(ctx).id)
-    return what, {"gpus": gpus, "jobs": jobs}
+    # MIG nodes run a kubelet (fake_kubelet): the pods' MIG devices as the device plugin has them
+    return what, {"gpus": gpus, "jobs": jobs, "kubelet": True}
 
 
 def _l40s(ctx: Context) -> tuple[str, Doc]:
@@ -239,4 +240,6 @@ def node_plan(placement: Placement, role: str, seed: int, ctx: Context) -> NodeP
         "faults": body.get("faults", []),
         "infiniband": body.get("infiniband", {"ports": IB_RAILS if role in HGX_ROLES else 0}),
     }
+    if body.get("kubelet"):
+        document["kubelet"] = True
     return NodePlan(placement, role, document, scenario_from_document(document))

@@ -1,0 +1,99 @@
+"""The kubelet of a simulated node: its PodResources v1 API over gRPC on the node's socket.
+
+`List` names the scenario's Kubernetes jobs active at the simulated time, one container each,
+holding their GPUs as NVIDIA's device plugin reports them: `nvidia.com/gpu` with the GPU's UUID,
+or for a job on a MIG device (`mig: <n>`) `nvidia.com/mig-<profile>` with the MIG UUID (the
+plugin's mixed strategy). A job with `processes_per_gpu: 0` holds its GPUs and runs nothing: only
+the kubelet knows it. `GetAllocatableResources` offers every GPU (or MIG device) that is not
+lost. The kubelet's `/var/log/pods/<namespace>_<pod>_<uid>` directories are written too.
+
+Started by `suanli_sim.host.simulated_parts` (and the fleet's runtime, for its MIG nodes) for a
+scenario with `kubelet: true` (off by default: the gRPC server and the agent's gRPC client would add
+about 20 MiB to the process the benchmarks measure), served until the process ends; the socket is
+`<root>/var/lib/kubelet/pod-resources/kubelet.sock`, where the agent looks on a simulated node.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
+from suanli_sim.fake_jobs import JobSpec
+from suanli_sim.fake_nvml import FakeNvml
+
+log = logging.getLogger(__name__)
+
+SOCKET = "var/lib/kubelet/pod-resources/kubelet.sock"
+_SERVING: list[Any] = []  # a gRPC server that is garbage-collected stops serving
+KUBERNETES = ("kubernetes", "kubernetes-v1")
+
+
+class FakeKubelet(api_pb2_grpc.PodResourcesListerServicer):
+    def __init__(self, fake: FakeNvml) -> None:
+        self.fake = fake
+        self.jobs = [j for j in fake.scenario.jobs if j.scheduler in KUBERNETES]
+
+    def List(self, request: Any, context: Any) -> Any:  # the proto's method names
+        now = self.fake.now()
+        pods = [self._pod(job) for job in self.jobs if job.active(now)]
+        return api_pb2.ListPodResourcesResponse(pod_resources=pods)
+
+    def GetAllocatableResources(self, request: Any, context: Any) -> Any:
+        offered: dict[str, list[str]] = {}
+        for gpu in self.fake.gpus:
+            if gpu.active("gpu_lost", self.fake.now()):
+                continue  # the device plugin marks it unhealthy
+            for resource, device in self._devices(gpu):
+                offered.setdefault(resource, []).append(device)
+        devices = [
+            api_pb2.ContainerDevices(resource_name=r, device_ids=d) for r, d in offered.items()
+        ]
+        return api_pb2.AllocatableResourcesResponse(devices=devices)
+
+    def _devices(self, gpu: Any) -> list[tuple[str, str]]:
+        if gpu.mig:
+            return [(f"nvidia.com/mig-{mig.profile.name}", mig.uuid) for mig in gpu.mig]
+        return [("nvidia.com/gpu", gpu.uuid)]
+
+    def _pod(self, job: JobSpec) -> Any:
+        held: dict[str, list[str]] = {}
+        for index in job.gpus:
+            gpu = self.fake.gpus[index]
+            if job.mig is not None and job.mig < len(gpu.mig):
+                mig = gpu.mig[job.mig]
+                held.setdefault(f"nvidia.com/mig-{mig.profile.name}", []).append(mig.uuid)
+            else:
+                held.setdefault("nvidia.com/gpu", []).append(gpu.uuid)
+        devices = [api_pb2.ContainerDevices(resource_name=r, device_ids=d) for r, d in held.items()]
+        container = api_pb2.ContainerResources(name=job.comm, devices=devices)
+        name = job.pod or job.id
+        return api_pb2.PodResources(
+            name=name, namespace=job.namespace or "default", containers=[container]
+        )
+
+
+def serve_kubelet(fake: FakeNvml, root: Path) -> Any:
+    """Start the simulated kubelet under `root`; None (logged) when the socket cannot be made."""
+    kubelet = FakeKubelet(fake)
+    for job in kubelet.jobs:
+        namespace, name = job.namespace or "default", job.pod or job.id
+        (root / "var/log/pods" / f"{namespace}_{name}_{job.pod_uid}").mkdir(
+            parents=True, exist_ok=True
+        )
+    socket = root / SOCKET
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    api_pb2_grpc.add_PodResourcesListerServicer_to_server(kubelet, server)  # type: ignore[no-untyped-call]
+    try:
+        server.add_insecure_port(f"unix://{socket}")
+    except RuntimeError as err:  # a socket path over 107 bytes
+        log.warning("simulated kubelet not started: %s", err)
+        return None
+    server.start()
+    _SERVING.append(server)
+    return server
