@@ -2,7 +2,7 @@
 whether or not a process of it runs there yet.
 
 `agent.hw.allocations` keeps the map (GPU or MIG UUID -> jobs) fresh on its own thread; the jobs
-view adds the holders of each GPU to the jobs its processes name (`add_holders`), and reports
+view adds the holders of each GPU to the jobs its processes name (`add_holder`), and reports
 each source's state and which GPUs the kubelet can give to pods.
 """
 
@@ -74,27 +74,19 @@ class _HasRefs(Protocol):
 U = TypeVar("U", bound=_HasRefs)
 
 
-def add_holders(
-    usage: MutableMapping[tuple[str, str], U], refs: tuple[JobRef, ...], new: Callable[[], U]
-) -> None:
-    """Add the GPU's holders to the jobs its processes name, one entry per job.
-
-    A pod whose UID was not found in the kubelet's log directory (job `<namespace>/<pod>`) takes
-    the UID its processes' cgroups give. A process's container that the runtime did not name
-    (its 64-hex id) gives way to the kubelet's container name, a Slurm job without a uid to the
-    device cgroup's.
-    """
+def add_holder(usage: MutableMapping[tuple[str, str], U], ref: JobRef, new: Callable[[], U]) -> U:
+    """One holder's entry in `usage`: the pod its processes already name, or a new job."""
     by_pod = {
-        (ref.namespace, ref.pod): key
+        (known.namespace, known.pod): key
         for key, entry in usage.items()
-        for ref in entry.refs
-        if ref.scheduler == "kubernetes" and ref.pod
+        for known in entry.refs
+        if known.scheduler == "kubernetes" and known.pod
     }
-    for ref in refs:
-        key = by_pod.get((ref.namespace, ref.pod), (ref.scheduler, ref.job))
-        entry = usage.setdefault(key, new())
-        entry.refs -= {r for r in entry.refs if _less_named(r, ref)}
-        entry.refs.add(dataclasses.replace(ref, job=key[1]))
+    key = by_pod.get((ref.namespace, ref.pod), (ref.scheduler, ref.job))
+    entry = usage.setdefault(key, new())
+    entry.refs -= {r for r in entry.refs if _less_named(r, ref)}
+    entry.refs.add(dataclasses.replace(ref, job=key[1]))
+    return entry
 
 
 def _less_named(known: JobRef, holder: JobRef) -> bool:

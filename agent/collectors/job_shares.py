@@ -11,7 +11,8 @@ A *unit* is a whole GPU, or one MIG instance of a GPU in MIG mode. Each cycle a 
   `idle_below` over the interval, else 0; shared as `gpu_seconds`; not counted when the activity is
   unknown;
 - `energy_joules`: the GPU's energy counter's advance, times the unit's share; split by weight;
-- `flops_<precision>`: `delivered.delivered_flops` (or `mig_delivered_flops`); split by weight.
+- `flops_<precision>`: the GPU counter's own step (`delivered.gpu_delivered_flops`, over the
+  interval GPM covers) or the instance's (`mig_delivered_flops`); split by weight.
 
 Whatever no job holds (a GPU without holders, an instance without holders, the part of a GPU in
 MIG mode no instance covers) goes to `job_id="none"`, computed as the GPU's total less what the
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent.collectors.delivered import delivered_flops, mig_delivered_flops
+from agent.collectors.delivered import gpu_delivered_flops, mig_delivered_flops
 from agent.collectors.mig_share import instance_share
 from agent.hw import GpuReading
 
@@ -88,7 +89,7 @@ def gpu_increments(reading: GpuReading, holders: Holders, at: Interval) -> dict[
     """Each holder's part of the GPU's amounts over the interval, and `none`'s."""
     if not reading.mig:
         activity = reading.activity.get("sm_active", reading.utilization_ratio)
-        flops = delivered_flops(reading, at.seconds)
+        flops = gpu_delivered_flops(reading)  # exactly the GPU counter's step
         amounts = _unit_amounts(1.0, activity, flops, at)
         return _split(amounts, holders.gpu) if holders.gpu else {NONE_KEY: amounts}
     return _mig_increments(reading, holders, at)
@@ -96,7 +97,7 @@ def gpu_increments(reading: GpuReading, holders: Holders, at: Interval) -> dict[
 
 def _mig_increments(reading: GpuReading, holders: Holders, at: Interval) -> dict[Key, Amounts]:
     out: dict[Key, Amounts] = {}
-    total = _unit_amounts(1.0, None, delivered_flops(reading, at.seconds), at)
+    total = _unit_amounts(1.0, None, gpu_delivered_flops(reading), at)
     covered, busy, idle = 0.0, 0.0, 0.0
     known = True  # every instance's share and activity: then the GPU's idle time is known
     for mig in reading.mig:
@@ -105,7 +106,7 @@ def _mig_increments(reading: GpuReading, holders: Holders, at: Interval) -> dict
         known = known and share is not None and activity is not None
         if share is None:
             continue
-        flops = mig_delivered_flops(reading, mig, at.seconds)
+        flops = mig_delivered_flops(reading, mig, mig.activity_seconds or 0.0)
         amounts = _unit_amounts(share, activity, flops, at)
         covered += share
         busy += amounts.get("busy_gpu_seconds", 0.0)

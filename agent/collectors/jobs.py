@@ -216,9 +216,7 @@ class JobAccounting:
             units.append((gi, [*held.get((index, gi), []), *held.get(mig.instance.uuid, [])]))
         for unit, refs in units:
             for ref in refs:
-                entry = usage.setdefault((ref.scheduler, ref.job), _Usage())
-                entry.refs.add(ref)
-                entry.hold(unit)
+                job_allocations.add_holder(usage, ref, _Usage).hold(unit)
         return usage
 
     def _named(self, ref: JobRef) -> JobRef:
