@@ -50,18 +50,24 @@ def of(found: dict[tuple[str, ...], float], job: tuple[str, str], what: str) -> 
     return found.get(key, 0.0)
 
 
+SM_MAX = {"sm": 1980e6}  # H100 SXM's maximum SM clock, held here: no clock factor in the sums
+
+
 def mig_gpu(joules: float, activity: dict[str, dict[str, float]], *procs: GpuProcess) -> GpuReading:
     """GPU 0 as in the MIG capture: 3g.40gb (GI 2), 2g.20gb (GI 3), two 1g.10gb (GI 9, 10)."""
     layout = [("3g.40gb", 2), ("2g.20gb", 3), ("1g.10gb", 9), ("1g.10gb", 10)]
-    device = GpuDevice(0, "GPU-0", H100, "", mig_mode="enabled")
+    device = GpuDevice(0, "GPU-0", H100, "", mig_mode="enabled", max_clocks_hertz=SM_MAX)
     migs = [
         MigReading(
             MigInstance(gi, 0, f"MIG-{gi}", profile, SMS[profile]),
             activity=activity.get(str(gi), {}),
+            activity_seconds=10.0 if activity.get(str(gi)) else None,  # the cycles are 10 s apart
         )
         for profile, gi in layout
     ]
-    return GpuReading(device, energy_joules=joules, mig=migs, processes=list(procs))
+    return GpuReading(
+        device, energy_joules=joules, clocks_hertz=dict(SM_MAX), mig=migs, processes=list(procs)
+    )
 
 
 def test_a_pod_on_one_1g_slice_is_charged_16_of_132_sms_never_the_whole_gpu() -> None:
@@ -72,7 +78,7 @@ def test_a_pod_on_one_1g_slice_is_charged_16_of_132_sms_never_the_whole_gpu() ->
     jobs.samples(GpuSnapshot(NvmlStatus(True), [mig_gpu(1000.0, {}, pod)]))
     clock.t = 10.0
     busy = {"2": {"sm_active": 0.8}, "3": {"sm_active": 0.0}, "9": {"sm_active": 0.5}}
-    busy["9"]["tensor_active"] = 0.4
+    busy["9"] |= {"tensor_active": 0.4, "hmma_tensor_active": 0.4}
     busy["10"] = {"sm_active": 0.0}
     found = totals(
         as_series(jobs.samples(GpuSnapshot(NvmlStatus(True), [mig_gpu(8000.0, busy, pod)])))
@@ -96,9 +102,20 @@ def test_a_pod_on_one_1g_slice_is_charged_16_of_132_sms_never_the_whole_gpu() ->
 
 
 def whole(joules: float, activity: float | None, *procs: GpuProcess) -> GpuReading:
-    device = GpuDevice(1, "GPU-1", H100, "")
-    act = {} if activity is None else {"sm_active": activity, "tensor_active": activity / 2}
-    return GpuReading(device, energy_joules=joules, activity=act, processes=list(procs))
+    device = GpuDevice(1, "GPU-1", H100, "", max_clocks_hertz=SM_MAX)
+    act: dict[str, float] = {}
+    if activity is not None:  # all of the tensor work HMMA (bf16) work
+        act = {"sm_active": activity, "tensor_active": activity / 2}
+        act["hmma_tensor_active"] = activity / 2
+    seconds = 15.0 if act else None  # the time GPM's answer covers: one 15 s cycle
+    return GpuReading(
+        device,
+        energy_joules=joules,
+        clocks_hertz=dict(SM_MAX),
+        activity=act,
+        activity_seconds=seconds,
+        processes=list(procs),
+    )
 
 
 def test_a_shared_gpu_splits_time_equally_and_work_by_sm_share() -> None:
