@@ -1,4 +1,6 @@
-"""Command line: arguments, logging, wiring, signals and exit codes. The only place that exits.
+"""Command line: loading, logging, wiring, signals and exit codes. The only place that exits.
+
+The flags themselves, and the configuration keys they override, are in `agent/cli_flags.py`.
 
 Exit codes: 0 clean stop or `--once`/`--check-config` success, 1 cannot serve (port in use,
 permission denied, bad address) or an unexpected internal error, 2 bad configuration or arguments
@@ -13,13 +15,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agent import __version__, logs
+from agent import cli_flags, logs
 from agent.config import (
     DEFAULT_CONFIG_PATH,
-    LOG_FORMATS,
-    LOG_LEVELS,
     Config,
     ConfigError,
     load,
@@ -40,99 +40,13 @@ EXIT_OK, EXIT_SERVE, EXIT_CONFIG, EXIT_COLLECTOR = 0, 1, 2, 3
 ONCE_AT_S = 1.0  # --once under the simulator, without --at: one second into the scenario
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="suanli-agent",
-        allow_abbrev=False,
-        description="Suanli: GPU and CPU metrics of this node for Prometheus (NVML + psutil).",
-        epilog="other commands: 'suanli-agent simulate ...' serves a simulated fleet of nodes "
-        "(see 'suanli-agent simulate --help'); 'suanli-agent ledger FILE' sums the job ledger "
-        "(see 'suanli-agent ledger --help').",
-    )
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        type=Path,
-        help=f"YAML configuration file (default {DEFAULT_CONFIG_PATH} when present)",
-    )
-    p.add_argument(
-        "--check-config",
-        action="store_true",
-        help="validate the configuration, print every problem, exit 0 or 2",
-    )
-    p.add_argument(
-        "--once",
-        action="store_true",
-        help="take one sample, print the exposition text on stdout and exit: 0, or 3 when a "
-        "collector failed in it",
-    )
-    p.add_argument(
-        "--listen-address",
-        metavar="HOST:PORT",
-        help='address to serve on (default ":9445", every interface)',
-    )
-    p.add_argument(
-        "--interval",
-        metavar="DURATION",
-        help='sampling interval such as "5s" or "500ms" (default 5s)',
-    )
-    p.add_argument("--log-level", choices=LOG_LEVELS, help="log level (default info)")
-    p.add_argument("--log-format", choices=LOG_FORMATS, help="text or json lines (default text)")
-    p.add_argument(
-        "--dcgm-compat",
-        action="store_true",
-        default=None,
-        help="also export dcgm-exporter's metric names (DCGM_FI_...) beside the native ones, "
-        "as exposition.dcgm_compat does",
-    )
-    _simulator_flags(p)
-    p.add_argument(
-        "--web-config",
-        metavar="FILE",
-        type=Path,
-        help="TLS, client certificates and basic auth, in the exporter-toolkit web config "
-        "format node_exporter reads with --web.config.file",
-    )
-    p.add_argument("--version", action="version", version=f"suanli-agent {__version__}")
-    return p
-
-
-def _simulator_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--fake",
-        metavar="SCENARIO",
-        help="use the simulated NVML: a built-in scenario name (h100-8, a100-mig, "
-        "mixed-faults, ...) or a scenario YAML file",
-    )
-    p.add_argument(
-        "--at",
-        metavar="DURATION",
-        help='with --fake: simulated time such as "90s" at which --once samples (default 1s); '
-        "serving, the simulated clock starts there",
-    )
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    flags = {
-        "listen_address": args.listen_address,
-        "interval": args.interval,
-        "log.level": args.log_level,
-        "log.format": args.log_format,
-        "exposition.dcgm_compat": args.dcgm_compat,
-    }
-    found = {key: value for key, value in flags.items() if value is not None}
-    if args.fake is not None:
-        found.update({"backend": "fake", "fake_scenario": args.fake})
-    return found
-
-
 def load_config(args: argparse.Namespace) -> tuple[Config, str]:
     """The file (explicit, or the default when present) with flags on top. Raises ConfigError."""
     path: Path | None = args.config
     if path is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
     config = load(path) if path is not None else Config()
-    return with_overrides(config, _overrides(args)), str(path or "built-in defaults")
+    return with_overrides(config, cli_flags.overrides(args)), str(path or "built-in defaults")
 
 
 def load_web_config(args: argparse.Namespace) -> WebConfig | None:
@@ -231,7 +145,7 @@ def _main(argv: list[str] | None) -> int:
         from agent.ledger_cli import main as ledger
 
         return ledger(argv[1:])
-    args = parser().parse_args(argv)
+    args = cli_flags.parser().parse_args(argv)
     try:
         loaded = load_all(args)
         at = simulated_start(args, loaded.config)

@@ -18,6 +18,7 @@ from agent.server import AgentHTTPServer, AgentState, ServeError, listen, serve_
 from agent.systemd import Notifier
 
 if TYPE_CHECKING:
+    from agent.sampler import Sampler
     from agent.webconfig import WebConfig
 
 log = logging.getLogger("agent")
@@ -79,11 +80,7 @@ def run(
     signals.install()
     allocator = Allocator.of_this_process()
     allocator.tune()
-    sampler.sample_once()
-    sampler.start(first_delay=sampler.interval)
-    serve_in_thread(server)
-    _log_serving(server, sampler.interval)
-    notifier.ready()
+    _start(sampler, server, notifier)
     _loop(signals, reloader, notifier, allocator)
     notifier.stopping()
     server.shutdown()
@@ -91,6 +88,15 @@ def run(
     reloader.agent.sampler.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+def _start(sampler: Sampler, server: AgentHTTPServer, notifier: Notifier) -> None:
+    """The first sample, then sampling on its interval and serving; then tell systemd."""
+    sampler.sample_once()
+    sampler.start(first_delay=sampler.interval)
+    serve_in_thread(server)
+    _log_serving(server, sampler.interval)
+    notifier.ready()
 
 
 def _listen(

@@ -253,8 +253,8 @@ def test_cli_check_config_loads_certificates_relative_to_the_file(
 def test_basic_auth_alone_does_not_load_openssl(tmp_path: Path) -> None:
     write(tmp_path, f"basic_auth_users: {{a: {bcrypt.hashpw(b'x', bcrypt.gensalt(4)).decode()}}}\n")
     probe = (
-        "import sys, agent.cli, agent.runner;"
-        "a = agent.cli.parser().parse_args(['--web-config', 'web.yml']);"
+        "import sys, agent.cli, agent.cli_flags, agent.runner;"
+        "a = agent.cli_flags.parser().parse_args(['--web-config', 'web.yml']);"
         "assert agent.cli.load_web_config(a) is not None; print('ssl' in sys.modules)"
     )
     out = subprocess.run(
