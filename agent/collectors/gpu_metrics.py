@@ -1,58 +1,28 @@
-"""The GPU metric families, declared once, each with how it is read off a `GpuReading`."""
+"""The GPU metric families, declared once, each with how it is read off a `GpuReading`
+(the building blocks are in `gpu_family.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
+from agent.collectors.gpu_family import (
+    GPU_LABELS,
+    GpuFamily,
+    Values,
+    counter,
+    flags,
+    gauge,
+    keyed,
+    one,
+    split,
+    value,
+)
 from agent.hw import GpuReading
 from agent.metrics import MetricSpec
-
-GPU_LABELS = ("gpu", "uuid")
-
-Values = Iterable[tuple[tuple[str, ...], float | None]]
-
-
-@dataclass(frozen=True)
-class GpuFamily:
-    """A GPU metric and the function that yields its (extra label values, value) pairs."""
-
-    spec: MetricSpec
-    values: Callable[[GpuReading], Values]
-    detail_values: Callable[[GpuReading], Values] | None = None  # extra series under `detail`
-
-
-def _one(get: Callable[[GpuReading], float | None]) -> Callable[[GpuReading], Values]:
-    return lambda r: [((), get(r))]
-
-
-def value(key: str) -> Callable[[GpuReading], Values]:
-    """A value `agent.hw.nvml_simple.SIMPLE_READS` reads, by its key (absent when NVML has none)."""
-    return lambda r: [((), r.values.get(key))]
-
-
-def _keyed(get: Callable[[GpuReading], dict[str, float]]) -> Callable[[GpuReading], Values]:
-    return lambda r: [((key,), value) for key, value in get(r).items()]
-
 
 # Label values exported by default; the others only with `detail` (series budget: 600 per node).
 DEFAULT_CLOCKS = frozenset({"sm", "memory"})
 DEFAULT_THROTTLE_REASONS = frozenset({"power", "thermal"})
-
-
-def _split(
-    get: Callable[[GpuReading], dict[str, float]], default: frozenset[str], detail: bool = False
-) -> Callable[[GpuReading], Values]:
-    """The pairs whose key is in `default` (or, with `detail`, those that are not)."""
-    return lambda r: [((k,), v) for k, v in get(r).items() if (k in default) != detail]
-
-
-def _gauge(name: str, help: str, extra: tuple[str, ...] = (), detail: bool = False) -> MetricSpec:
-    return MetricSpec(f"suanli_gpu_{name}", "gauge", help, (*GPU_LABELS, *extra), detail)
-
-
-def _counter(name: str, help: str, extra: tuple[str, ...] = ()) -> MetricSpec:
-    return MetricSpec(f"suanli_gpu_{name}", "counter", help, (*GPU_LABELS, *extra))
 
 
 def _power_limits(r: GpuReading) -> Values:
@@ -87,42 +57,38 @@ def _nvlink_links(r: GpuReading) -> Values:
     return [(("up",), float(up)), (("down",), float(len(r.nvlink_up) - up))]
 
 
-def _flags(get: Callable[[GpuReading], dict[str, bool]]) -> Callable[[GpuReading], Values]:
-    return lambda r: [((key,), float(on)) for key, on in get(r).items()]
-
-
-UP = _gauge("up", "1 when the last read of this GPU succeeded, 0 when it stopped answering.")
+UP = gauge("up", "1 when the last read of this GPU succeeded, 0 when it stopped answering.")
 
 FAMILIES: tuple[GpuFamily, ...] = (
     GpuFamily(
-        _gauge(
+        gauge(
             "utilization_ratio",
             "Fraction of the last sample period a kernel ran (NVML utilization.gpu).",
         ),
-        _one(lambda r: r.utilization_ratio),
+        one(lambda r: r.utilization_ratio),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "memory_controller_utilization_ratio",
             "Fraction of the last sample period device memory was read or written.",
         ),
-        _one(lambda r: r.memory_controller_utilization_ratio),
+        one(lambda r: r.memory_controller_utilization_ratio),
     ),
     GpuFamily(
-        _gauge("memory_used_bytes", "Framebuffer memory in use."),
-        _one(lambda r: r.memory_used_bytes),
+        gauge("memory_used_bytes", "Framebuffer memory in use."),
+        one(lambda r: r.memory_used_bytes),
     ),
     GpuFamily(
-        _gauge("memory_total_bytes", "Framebuffer memory installed, as NVML reports it."),
-        _one(lambda r: r.memory_total_bytes),
+        gauge("memory_total_bytes", "Framebuffer memory installed, as NVML reports it."),
+        one(lambda r: r.memory_total_bytes),
     ),
     GpuFamily(
-        _gauge("memory_reserved_bytes", "Framebuffer memory reserved by the driver and firmware."),
-        _one(lambda r: r.memory_reserved_bytes),
+        gauge("memory_reserved_bytes", "Framebuffer memory reserved by the driver and firmware."),
+        one(lambda r: r.memory_reserved_bytes),
     ),
-    GpuFamily(_gauge("power_watts", "Power drawn by the board."), _one(lambda r: r.power_watts)),
+    GpuFamily(gauge("power_watts", "Power drawn by the board."), one(lambda r: r.power_watts)),
     GpuFamily(
-        _gauge(
+        gauge(
             "power_limit_watts",
             "Power limits: enforced, default (and min, max with detail).",
             ("limit",),
@@ -131,146 +97,146 @@ FAMILIES: tuple[GpuFamily, ...] = (
         _power_limit_range,
     ),
     GpuFamily(
-        _counter(
+        counter(
             "energy_joules_total", "Energy consumed since the driver was loaded (hardware counter)."
         ),
-        _one(lambda r: r.energy_joules),
+        one(lambda r: r.energy_joules),
     ),
     GpuFamily(
-        _gauge("temperature_celsius", "Temperature by sensor.", ("sensor",)),
-        _keyed(lambda r: r.temperature_celsius),
+        gauge("temperature_celsius", "Temperature by sensor.", ("sensor",)),
+        keyed(lambda r: r.temperature_celsius),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "temperature_threshold_celsius",
             "Temperature thresholds of the board.",
             ("threshold",),
             detail=True,
         ),
-        _keyed(lambda r: dict(r.device.temperature_thresholds_celsius)),
+        keyed(lambda r: dict(r.device.temperature_thresholds_celsius)),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "fan_speed_ratio",
             "Intended fan speed as a fraction of maximum (absent on passively cooled boards).",
         ),
-        _one(lambda r: r.fan_speed_ratio),
+        one(lambda r: r.fan_speed_ratio),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "clock_hertz",
             "Current clock: sm, memory (and graphics, video with detail).",
             ("clock",),
         ),
-        _split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS),
-        _split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS, detail=True),
+        split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS),
+        split(lambda r: r.clocks_hertz, DEFAULT_CLOCKS, detail=True),
     ),
     GpuFamily(
-        _gauge("clock_max_hertz", "Maximum clock frequency by domain.", ("clock",), detail=True),
-        _keyed(lambda r: dict(r.device.max_clocks_hertz)),
+        gauge("clock_max_hertz", "Maximum clock frequency by domain.", ("clock",), detail=True),
+        keyed(lambda r: dict(r.device.max_clocks_hertz)),
     ),
     GpuFamily(
-        _gauge("performance_state", "Performance state: 0 is P0 (maximum) to 15 (minimum)."),
-        _one(lambda r: None if r.performance_state is None else float(r.performance_state)),
+        gauge("performance_state", "Performance state: 0 is P0 (maximum) to 15 (minimum)."),
+        one(lambda r: None if r.performance_state is None else float(r.performance_state)),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "clock_event_active",
             "1 while this reason is holding clocks down.",
             ("reason",),
             detail=True,
         ),
-        _flags(lambda r: r.clock_event_reasons),
+        flags(lambda r: r.clock_event_reasons),
     ),
     GpuFamily(
-        _counter(
+        counter(
             "throttle_seconds_total",
             "Time clocks were held down: power, thermal (the other reasons with detail).",
             ("reason",),
         ),
-        _split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS),
-        _split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS, detail=True),
+        split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS),
+        split(lambda r: r.throttle_seconds, DEFAULT_THROTTLE_REASONS, detail=True),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "pcie_throughput_bytes_per_second",
             "PCIe throughput over NVML's last 20 ms window.",
             ("direction",),
         ),
-        _keyed(lambda r: r.pcie_throughput_bytes_per_second),
+        keyed(lambda r: r.pcie_throughput_bytes_per_second),
     ),
     GpuFamily(
-        _gauge("pcie_link_generation", "PCIe link generation, current and maximum.", ("link",)),
+        gauge("pcie_link_generation", "PCIe link generation, current and maximum.", ("link",)),
         _pcie_link(lambda r: r.pcie_link_generation, lambda r: r.device.pcie_max_generation),
     ),
     GpuFamily(
-        _gauge("pcie_link_width", "PCIe link width in lanes, current and maximum.", ("link",)),
+        gauge("pcie_link_width", "PCIe link width in lanes, current and maximum.", ("link",)),
         _pcie_link(lambda r: r.pcie_link_width, lambda r: r.device.pcie_max_width),
     ),
     GpuFamily(
-        _counter("pcie_replays_total", "PCIe replays (link-level retransmissions)."),
-        _one(lambda r: r.pcie_replays),
+        counter("pcie_replays_total", "PCIe replays (link-level retransmissions)."),
+        one(lambda r: r.pcie_replays),
     ),
     GpuFamily(
-        _counter(
+        counter(
             "ecc_errors_total", "Memory ECC errors over the board's lifetime, by kind.", ("error",)
         ),
-        _keyed(lambda r: r.ecc_errors),
+        keyed(lambda r: r.ecc_errors),
     ),
     GpuFamily(
-        _gauge("retired_pages", "Memory pages retired, by cause.", ("cause",)),
-        _keyed(lambda r: r.retired_pages),
+        gauge("retired_pages", "Memory pages retired, by cause.", ("cause",)),
+        keyed(lambda r: r.retired_pages),
     ),
     GpuFamily(
-        _gauge("remapped_rows", "Memory rows remapped, by kind of error.", ("kind",)),
-        _keyed(lambda r: r.remapped_rows),
+        gauge("remapped_rows", "Memory rows remapped, by kind of error.", ("kind",)),
+        keyed(lambda r: r.remapped_rows),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "row_remap_state",
             "1 when a row remap is pending (reset needed) or has failed.",
             ("state",),
         ),
-        _keyed(lambda r: r.row_remap_state),
+        keyed(lambda r: r.row_remap_state),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "recovery_action",
             "NVML recovery action: 0 none, 1 reset, 2 reboot, 3 drain P2P, 4 drain and reset.",
         ),
-        _one(lambda r: None if r.recovery_action is None else float(r.recovery_action)),
+        one(lambda r: None if r.recovery_action is None else float(r.recovery_action)),
     ),
-    GpuFamily(_gauge("nvlink_links", "NVLink links by state.", ("state",)), _nvlink_links),
+    GpuFamily(gauge("nvlink_links", "NVLink links by state.", ("state",)), _nvlink_links),
     GpuFamily(
-        _gauge("nvlink_up", "1 when this NVLink link is up.", ("link",), detail=True),
+        gauge("nvlink_up", "1 when this NVLink link is up.", ("link",), detail=True),
         lambda r: [((str(link),), float(up)) for link, up in sorted(r.nvlink_up.items())],
     ),
     GpuFamily(
-        _counter("nvlink_bytes_total", "NVLink data bytes, summed over links.", ("direction",)),
-        _keyed(lambda r: r.nvlink_bytes),
+        counter("nvlink_bytes_total", "NVLink data bytes, summed over links.", ("direction",)),
+        keyed(lambda r: r.nvlink_bytes),
     ),
     GpuFamily(
-        _counter("nvlink_errors_total", "NVLink errors summed over links, by kind.", ("error",)),
-        _keyed(lambda r: r.nvlink_errors),
+        counter("nvlink_errors_total", "NVLink errors summed over links, by kind.", ("error",)),
+        keyed(lambda r: r.nvlink_errors),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "encoder_utilization_ratio",
             "Fraction of time the video encoder was busy.",
             detail=True,
         ),
-        _one(lambda r: r.encoder_utilization_ratio),
+        one(lambda r: r.encoder_utilization_ratio),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "decoder_utilization_ratio",
             "Fraction of time the video decoder was busy.",
             detail=True,
         ),
-        _one(lambda r: r.decoder_utilization_ratio),
+        one(lambda r: r.decoder_utilization_ratio),
     ),
     GpuFamily(
-        _gauge(
+        gauge(
             "bar1_used_bytes",
             "BAR1 memory in use: the window peers and NICs (GPUDirect RDMA) reach GPU memory by.",
             detail=True,
@@ -278,7 +244,7 @@ FAMILIES: tuple[GpuFamily, ...] = (
         value("bar1_used_bytes"),
     ),
     GpuFamily(
-        _gauge("bar1_total_bytes", "Size of the BAR1 window.", detail=True),
+        gauge("bar1_total_bytes", "Size of the BAR1 window.", detail=True),
         value("bar1_total_bytes"),
     ),
 )

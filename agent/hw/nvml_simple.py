@@ -3,7 +3,7 @@
 Each entry names a pynvml function (and its arguments after the handle) and the values taken
 from its answer: their keys in `GpuReading.values` and their conversions to base units. The
 backend reads them all every cycle through the gateway (NOT_SUPPORTED remembered, errors
-counted); a GPU family exports one with `gpu_metrics.value("key")`. A value that needs more
+counted); a GPU family exports one with `gpu_family.value("key")`. A value that needs more
 than one call, a versioned structure or state across cycles belongs in `nvml_dynamic.py`.
 """
 
