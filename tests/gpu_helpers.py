@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from agent.collectors.base import GpuView
 from agent.collectors.gpu import GpuCollector, GpuOptions
 from agent.collectors.health import GpuHealth, HealthOptions
-from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.job_options import JobsOptions
+from agent.collectors.jobs import JobAccounting
 from agent.collectors.mig import MigInstances
 from agent.hw.nvml import NvmlGateway
 from agent.hw.nvml_backend import BackendOptions, NvmlBackend

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors.jobs import JobAccounting, JobsOptions
+from agent.collectors.job_options import JobsOptions
+from agent.collectors.jobs import JobAccounting
 from agent.hw import GpuDevice, GpuProcess, GpuReading, GpuSnapshot, NvmlStatus
 from tests.gpu_helpers import Series, as_series
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.collectors import gpu, health, host, infiniband, jobs, kernel_log, mig, power
+from agent.collectors import (
+    gpu,
+    health,
+    host,
+    infiniband,
+    job_options,
+    jobs,
+    kernel_log,
+    mig,
+    power,
+)
 from agent.collectors.base import Collector, Context, Kind, ViewKind
 
 
@@ -19,7 +29,7 @@ class CollectorsConfig:
     gpu: gpu.GpuOptions = field(default_factory=gpu.GpuOptions)
     host: host.HostOptions = field(default_factory=host.HostOptions)
     power: power.PowerOptions = field(default_factory=power.PowerOptions)
-    jobs: jobs.JobsOptions = field(default_factory=jobs.JobsOptions)
+    jobs: job_options.JobsOptions = field(default_factory=job_options.JobsOptions)
     kmsg: kernel_log.KmsgOptions = field(default_factory=kernel_log.KmsgOptions)
     infiniband: infiniband.InfinibandOptions = field(default_factory=infiniband.InfinibandOptions)
 
