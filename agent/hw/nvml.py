@@ -22,6 +22,9 @@ from typing import Any
 
 import pynvml
 
+from agent.hw import nvml_enums
+from agent.hw.nvml_errors import GpuGone, NvmlUnavailable, error_name
+
 __all__ = [
     "CLOCKS",
     "CLOCK_EVENT_REASONS",
@@ -30,13 +33,10 @@ __all__ = [
     "THRESHOLDS",
     "VIOLATION_POLICIES",
     "XID_EVENT",
-    "GpuGone",
     "LibraryMismatch",
     "NVMLError",
     "NvmlGateway",
-    "NvmlUnavailable",
     "binding_version",
-    "error_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,53 +61,18 @@ class NvmlConstants:
 
 NVML = NvmlConstants()
 
+
+def _numbers(names: dict[str, str]) -> dict[str, int]:
+    """A table of `nvml_enums` with each nvml.h name replaced by the binding's number."""
+    return {label: getattr(pynvml, name) for label, name in names.items()}
+
+
 # NVML's enumerations, named as the metric contract's label values.
-CLOCKS = {
-    "sm": pynvml.NVML_CLOCK_SM,
-    "memory": pynvml.NVML_CLOCK_MEM,
-    "graphics": pynvml.NVML_CLOCK_GRAPHICS,
-    "video": pynvml.NVML_CLOCK_VIDEO,
-}
-THRESHOLDS = {
-    "slowdown": pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
-    "shutdown": pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
-    "gpu_max": pynvml.NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
-    "memory_max": pynvml.NVML_TEMPERATURE_THRESHOLD_MEM_MAX,
-}
-CLOCK_EVENT_REASONS = {
-    "idle": pynvml.nvmlClocksEventReasonGpuIdle,
-    "applications_clocks": pynvml.nvmlClocksEventReasonApplicationsClocksSetting,
-    "sw_power_cap": pynvml.nvmlClocksEventReasonSwPowerCap,
-    "hw_slowdown": pynvml.nvmlClocksEventReasonHwSlowdown,
-    "sync_boost": pynvml.nvmlClocksEventReasonSyncBoost,
-    "sw_thermal": pynvml.nvmlClocksEventReasonSwThermalSlowdown,
-    "hw_thermal": pynvml.nvmlClocksEventReasonHwThermalSlowdown,
-    "hw_power_brake": pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown,
-    "display_clocks": pynvml.nvmlClocksEventReasonDisplayClockSetting,
-}
-VIOLATION_POLICIES = {
-    "power": pynvml.NVML_PERF_POLICY_POWER,
-    "thermal": pynvml.NVML_PERF_POLICY_THERMAL,
-    "sync_boost": pynvml.NVML_PERF_POLICY_SYNC_BOOST,
-    "board_limit": pynvml.NVML_PERF_POLICY_BOARD_LIMIT,
-    "low_utilization": pynvml.NVML_PERF_POLICY_LOW_UTILIZATION,
-    "reliability": pynvml.NVML_PERF_POLICY_RELIABILITY,
-}
-# GPM metrics (percent, 0..100) under the names of the contract's activity families.
-GPM_METRICS = {
-    "sm_active": pynvml.NVML_GPM_METRIC_SM_UTIL,
-    "sm_occupancy": pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
-    "tensor_active": pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL,
-    "dram_active": pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL,
-    "graphics_engine_active": pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL,
-    "pipe_fp64": pynvml.NVML_GPM_METRIC_FP64_UTIL,
-    "pipe_fp32": pynvml.NVML_GPM_METRIC_FP32_UTIL,
-    "pipe_fp16": pynvml.NVML_GPM_METRIC_FP16_UTIL,
-    # per-type tensor activity, for delivered work (`agent.collectors.delivered`)
-    "hmma_tensor_active": pynvml.NVML_GPM_METRIC_HMMA_TENSOR_UTIL,
-    "dfma_tensor_active": pynvml.NVML_GPM_METRIC_DFMA_TENSOR_UTIL,
-    "imma_tensor_active": pynvml.NVML_GPM_METRIC_IMMA_TENSOR_UTIL,
-}
+CLOCKS = _numbers(nvml_enums.CLOCKS)
+THRESHOLDS = _numbers(nvml_enums.THRESHOLDS)
+CLOCK_EVENT_REASONS = _numbers(nvml_enums.CLOCK_EVENT_REASONS)
+VIOLATION_POLICIES = _numbers(nvml_enums.VIOLATION_POLICIES)
+GPM_METRICS = _numbers(nvml_enums.GPM_METRICS)
 XID_EVENT = pynvml.nvmlEventTypeXidCriticalError
 
 _LIBRARY_GONE = {
@@ -117,20 +82,6 @@ _LIBRARY_GONE = {
     pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
 }
 _DEVICE_GONE = {pynvml.NVML_ERROR_GPU_IS_LOST}
-
-
-class NvmlUnavailable(Exception):
-    """NVML cannot be used right now (library missing, driver not loaded, not initialised)."""
-
-
-class GpuGone(Exception):
-    """The GPU answered GPU_IS_LOST: stop reading it this cycle."""
-
-
-def error_name(err: BaseException) -> str:
-    """`NVMLError_GpuIsLost` -> `GpuIsLost`; anything else -> its class name."""
-    name = type(err).__name__
-    return name.removeprefix("NVMLError_")
 
 
 @functools.cache

@@ -20,8 +20,9 @@ from typing import Any
 
 from agent.hw import GpuDevice, GpuReading, GpuSnapshot, NvmlStatus
 from agent.hw.gpu_inventory import Inventory, placeholder
-from agent.hw.nvml import GpuGone, NVMLError, NvmlGateway, NvmlUnavailable
+from agent.hw.nvml import NVMLError, NvmlGateway
 from agent.hw.nvml_dynamic import read_gpu
+from agent.hw.nvml_errors import GpuGone, NvmlUnavailable
 from agent.hw.nvml_events import XidListener
 from agent.hw.nvml_fabric import read_fabric
 from agent.hw.nvml_gpm import GpmReader

@@ -18,7 +18,8 @@ import threading
 from typing import Any
 
 from agent.hw import GpuDevice
-from agent.hw.nvml import XID_EVENT, GpuGone, NVMLError, NvmlGateway, NvmlUnavailable
+from agent.hw.nvml import XID_EVENT, NVMLError, NvmlGateway
+from agent.hw.nvml_errors import GpuGone, NvmlUnavailable
 from agent.hw.xid_ledger import XidLedger, worth_logging
 
 log = logging.getLogger(__name__)

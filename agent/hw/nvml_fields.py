@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.hw import GpuDevice, GpuReading
-from agent.hw.nvml import NVML, NVMLError, NvmlGateway, error_name
+from agent.hw.nvml import NVML, NVMLError, NvmlGateway
+from agent.hw.nvml_errors import error_name
 
 KIB = 1024.0
 FUNCTION = "nvmlDeviceGetFieldValues"
