@@ -10,10 +10,10 @@ from grafana.generator.panels import (
     bargauge,
     heatmap,
     stat,
-    table,
     timeseries,
 )
 from grafana.generator.promql import CLUSTER, GPU, HALL, integral, rack, rack_sum, sel
+from grafana.generator.tables import table
 
 UID = "suanli-efficiency"
 TITLE = "Suanli / Efficiency"

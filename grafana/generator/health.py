@@ -13,11 +13,11 @@ from grafana.generator.panels import (
     link_to,
     stat,
     state_timeline,
-    table,
     timeseries,
     value_map,
 )
 from grafana.generator.promql import GPU, HALL, NODE, RACK, rack_sum, sel
+from grafana.generator.tables import table
 
 UID = "suanli-health"
 TITLE = "Suanli / Health"

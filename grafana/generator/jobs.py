@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana.generator.board import dashboard
 from grafana.generator.job_ledger import tenant_panels
-from grafana.generator.panels import Json, Query, bargauge, stat, table, timeseries
+from grafana.generator.panels import Json, Query, bargauge, stat, timeseries
 from grafana.generator.promql import (
     A_JOB,
     CLUSTER,
@@ -18,6 +18,7 @@ from grafana.generator.promql import (
     unknown_as,
     with_owner,
 )
+from grafana.generator.tables import table
 
 UID = "suanli-jobs"
 TITLE = "Suanli / Jobs"

@@ -13,10 +13,10 @@ from grafana.generator.panels import (
     Json,
     Query,
     stat,
-    table,
     timeseries,
 )
 from grafana.generator.promql import NODE, sel
+from grafana.generator.tables import table
 
 TITLE = "Suanli / Node and GPU detail"
 RATE = "[$__rate_interval]"

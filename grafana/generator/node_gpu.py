@@ -7,11 +7,11 @@ from grafana.generator.panels import (
     Query,
     bargauge,
     state_timeline,
-    table,
     timeseries,
     value_map,
 )
 from grafana.generator.promql import GPU, NODE, sel
+from grafana.generator.tables import table
 
 PER_GPU = "GPU {{gpu}}"
 NEEDS_DETAIL = "Needs collectors.gpu.detail: true"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
-from grafana.generator.panels import Json, Query, bargauge, stat, table, timeseries
+from grafana.generator.panels import Json, Query, bargauge, stat, timeseries
 from grafana.generator.promql import (
     A_JOB,
     CLUSTER,
@@ -16,6 +16,7 @@ from grafana.generator.promql import (
     rack_sum,
     sel,
 )
+from grafana.generator.tables import table
 
 UID = "suanli-power"
 TITLE = "Suanli / Power, energy and carbon"
