@@ -6,6 +6,8 @@ from grafana.generator.board import dashboard
 from grafana.generator.node_agent import agent_panels
 from grafana.generator.node_allocations import allocation_panels
 from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
+from grafana.generator.node_gpu_health import gpu_health_panels
+from grafana.generator.node_gpu_links import gpu_link_panels
 from grafana.generator.node_infiniband import infiniband_panels
 from grafana.generator.node_other import uncharted_panels
 from grafana.generator.panels import (
@@ -278,7 +280,7 @@ def mig_panels() -> list[Json]:
 
 
 def build() -> Json:
-    gpu = [*info_tables(), *gpu_panels()]
+    gpu = [*info_tables(), *gpu_panels(), *gpu_link_panels(), *gpu_health_panels()]
     panels = [
         *overview_stats(),
         *gpu,
