@@ -37,9 +37,8 @@ def _mean(metric: str) -> str:
     return f"{sel(f'{JOB}:{metric}:sum', CLUSTER)} / {sel(f'{JOB}:{metric}:count', CLUSTER)}"
 
 
-def summary_stats() -> list[Json]:
-    gpu_hours = f"{integral(JOB_GPUS)} / 3600"
-    energy = f"{integral(sel(JOB_POWER, CLUSTER, A_JOB))} / {JOULES_PER_WH}"
+def now_stats() -> list[Json]:
+    """Jobs running now, their GPUs, and the GPU power with and without a job."""
     return [
         stat(
             "Jobs running",
@@ -72,6 +71,14 @@ def summary_stats() -> list[Json]:
             w=4,
             decimals=2,
         ),
+    ]
+
+
+def range_stats() -> list[Json]:
+    """GPU-hours and GPU energy of the jobs over the dashboard's time range."""
+    gpu_hours = f"{integral(JOB_GPUS)} / 3600"
+    energy = f"{integral(sel(JOB_POWER, CLUSTER, A_JOB))} / {JOULES_PER_WH}"
+    return [
         stat(
             "GPU-hours in range",
             "GPU-hours held by jobs over the dashboard's time range.",
@@ -188,7 +195,14 @@ def trend_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*summary_stats(), *jobs_table(), *owner_panels(), *trend_panels(), *tenant_panels()]
+    panels = [
+        *now_stats(),
+        *range_stats(),
+        *jobs_table(),
+        *owner_panels(),
+        *trend_panels(),
+        *tenant_panels(),
+    ]
     description = (
         "Per job, user and namespace: GPUs held, GPU-hours, GPU energy and how hard the GPUs "
         "work. Jobs come from the agents' cgroup attribution (docs/jobs.md)."
