@@ -1,8 +1,10 @@
-"""1. Center overview: GPU states, utilisation vs activity, power, energy, delivered compute."""
+"""1. Center overview: GPU states, utilisation vs activity, power, energy, delivered compute (its
+stats and panels in `center_compute.py`)."""
 
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
+from grafana.generator.center_compute import compute_stats, delivered_panels
 from grafana.generator.job_ledger import sold_panels
 from grafana.generator.panels import (
     Json,
@@ -16,9 +18,7 @@ from grafana.generator.panels import (
     today,
 )
 from grafana.generator.promql import (
-    HALL,
     JOULES_PER_WH,
-    PF_DAY,
     RACK,
     integral,
     rack,
@@ -31,60 +31,63 @@ UID = "suanli-center"
 TITLE = "Suanli / Center overview"
 STATES = ("busy", "idle", "unhealthy", "lost")
 HEALTH = "suanli-health"
-DELIVERED = "suanli_gpu_delivered_flops:rate5m"
-FLOATING = 'precision!="int8"'  # int8 counts integer operations, not FLOPs
 
 
 def _count(state: str) -> str:
     return rack_sum(f"suanli_gpu_{state}:count")
 
 
+def _in_state(title: str, description: str, state: str, bad_at: float | None = None) -> Json:
+    """GPUs in `state` now (the rollup `suanli_gpu_<state>:count`)."""
+    return stat(title, description, "none", Query(_count(state)), bad_at=bad_at)
+
+
 def gpu_stats() -> list[Json]:
-    total = rack_sum("suanli_gpus:count")
-    allocated = rack_sum("suanli_gpu_allocated:count")
+    """GPUs by state: all, busy, idle, unhealthy and lost (the last two link to Health)."""
     return [
         stat(
             "GPUs",
             "Every GPU the agents of the selected racks know, lost ones included "
             "(busy + idle + unhealthy + lost).",
             "none",
-            Query(total),
+            Query(rack_sum("suanli_gpus:count")),
         ),
-        stat(
+        _in_state(
             "Busy",
             "Healthy GPUs on which a kernel ran more than 5% of the last sample "
             "period (NVML utilisation).",
-            "none",
-            Query(_count("busy")),
+            "busy",
         ),
-        stat(
-            "Idle",
-            "Healthy GPUs at 5% utilisation or less, allocated to a job or not.",
-            "none",
-            Query(_count("idle")),
+        _in_state(
+            "Idle", "Healthy GPUs at 5% utilisation or less, allocated to a job or not.", "idle"
         ),
         link_to(
-            stat(
+            _in_state(
                 "Unhealthy",
                 "GPUs that answer NVML but fail a health check (the Health dashboard says which).",
-                "none",
-                Query(_count("unhealthy")),
+                "unhealthy",
                 bad_at=1,
             ),
             HEALTH,
             "Health",
         ),
         link_to(
-            stat(
+            _in_state(
                 "Lost",
                 "GPUs that stopped answering NVML (suanli_gpu_up 0), usually after XID 79.",
-                "none",
-                Query(_count("lost")),
+                "lost",
                 bad_at=1,
             ),
             HEALTH,
             "Health",
         ),
+    ]
+
+
+def allocation_stats() -> list[Json]:
+    """GPUs held by jobs, those of them idle (linked to Efficiency), and the allocation rate."""
+    allocated = rack_sum("suanli_gpu_allocated:count")
+    return [
         stat(
             "Allocated",
             "GPUs held by at least one job (Slurm, Kubernetes, container, systemd unit).",
@@ -92,12 +95,11 @@ def gpu_stats() -> list[Json]:
             Query(allocated),
         ),
         link_to(
-            stat(
+            _in_state(
                 "Allocated but idle",
                 "GPUs a job holds while they are healthy and idle: "
                 "waste to reclaim (Efficiency dashboard).",
-                "none",
-                Query(_count("allocated_idle")),
+                "allocated_idle",
                 bad_at=1,
             ),
             "suanli-efficiency",
@@ -107,16 +109,15 @@ def gpu_stats() -> list[Json]:
             "Allocation rate",
             "Allocated GPUs over all GPUs.",
             "percentunit",
-            Query(f"{allocated} / {total}"),
+            Query(f"{allocated} / {rack_sum('suanli_gpus:count')}"),
             decimals=1,
         ),
     ]
 
 
 def power_stats() -> list[Json]:
+    """IT power now (linked to the Power dashboard) and IT energy today."""
     node_power = rack("suanli_node_power_watts:sum")
-    delivered = rack(DELIVERED, FLOATING)
-    bf16 = rack(DELIVERED, 'precision="bf16"')
     return [
         link_to(
             stat(
@@ -142,67 +143,6 @@ def power_stats() -> list[Json]:
                 w=4,
                 decimals=2,
             )
-        ),
-        stat(
-            "Delivered PFLOP/s",
-            "Floating-point work delivered now, all precisions: each GPU's GPM pipe activity "
-            "x that pipe's peak x held / max SM clock (docs/delivered-compute.md); Hopper and "
-            "newer only.",
-            "flops",
-            Query(f"sum({delivered})"),
-            w=4,
-            decimals=2,
-        ),
-        gauge(
-            "Share of installed peak",
-            "Delivered bf16 (16-bit tensor and vector) FLOP/s over the installed dense BF16 "
-            "peak of the GPUs the agents know the model of. Well-run training reaches "
-            "35-45%.",
-            "percentunit",
-            Query(f"sum({bf16}) / {rack_sum('suanli_gpu_peak_flops_bf16:sum')}"),
-            w=4,
-            h=4,
-        ),
-        stat(
-            "PF-days in range",
-            "Delivered compute over the dashboard's time range in PF-days "
-            "(10^15 FLOP/s for a day; ChatGPT's training was about 3,640 PF-days).",
-            "suffix: PF-days",
-            Query(f"{integral(delivered)} / {PF_DAY:.0f}", instant=True),
-            w=4,
-            decimals=3,
-        ),
-        stat(
-            "Installed PFLOP/s",
-            "Dense BF16 peak of the GPUs whose model the agents know.",
-            "flops",
-            Query(rack_sum("suanli_gpu_peak_flops_bf16:sum")),
-            w=4,
-            decimals=1,
-        ),
-    ]
-
-
-def delivered_panels() -> list[Json]:
-    by_precision = Query(rack_sum(DELIVERED, "precision"), legend="{{precision}}")
-    pf_days = sel("cluster_hall:suanli_gpu_delivered_pf_days:rate1d", HALL, FLOATING)
-    return [
-        timeseries(
-            "Delivered compute by precision",
-            "FLOP/s delivered per precision GPM can tell: bf16 (16-bit tensor and vector; tf32 "
-            "counts up to 2x high, fp8 up to 2x low), fp32, fp64 (tensor and vector), int8 "
-            "(integer operations/s). docs/delivered-compute.md.",
-            "flops",
-            by_precision,
-            stack=True,
-        ),
-        timeseries(
-            "PF-days per day by hall",
-            "Floating-point PF-days each hall delivered over the 24 hours up to each point "
-            "(the day's mean PF/s), all precisions but int8.",
-            "suffix: PF-days",
-            Query(f"sum by (hall) ({pf_days})", legend="{{hall}}"),
-            stack=True,
         ),
     ]
 
@@ -282,7 +222,9 @@ def rack_panels() -> list[Json]:
 def build() -> Json:
     panels = [
         *gpu_stats(),
+        *allocation_stats(),
         *power_stats(),
+        *compute_stats(),
         *delivered_panels(),
         *activity_panels(),
         *fleet_panels(),

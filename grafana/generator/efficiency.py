@@ -10,10 +10,10 @@ from grafana.generator.panels import (
     bargauge,
     heatmap,
     stat,
-    table,
     timeseries,
 )
 from grafana.generator.promql import CLUSTER, GPU, HALL, integral, rack, rack_sum, sel
+from grafana.generator.tables import table
 
 UID = "suanli-efficiency"
 TITLE = "Suanli / Efficiency"
@@ -27,11 +27,11 @@ def _job_mean(metric: str, group: str = "") -> str:
     return f"{total} / sum{grouping} ({sel(f'{JOB}:{metric}:count', CLUSTER)})"
 
 
-def kpi_stats() -> list[Json]:
+def allocation_stats() -> list[Json]:
+    """How many GPUs jobs hold, and the idle ones, held or not."""
     total, allocated = rack_sum("suanli_gpus:count"), rack_sum("suanli_gpu_allocated:count")
     idle = rack_sum("suanli_gpu_idle:count")
     allocated_idle = rack_sum("suanli_gpu_allocated_idle:count")
-    gpu_hours = f"{integral(rack('suanli_gpu_allocated_idle:count'))} / 3600"
     return [
         stat(
             "Allocation rate",
@@ -57,6 +57,13 @@ def kpi_stats() -> list[Json]:
             Query(f"{idle} - {allocated_idle}"),
             w=4,
         ),
+    ]
+
+
+def activity_stats() -> list[Json]:
+    """How much the allocated GPUs work, and the GPU-hours held idle."""
+    gpu_hours = f"{integral(rack('suanli_gpu_allocated_idle:count'))} / 3600"
+    return [
         stat(
             "Utilisation of allocated GPUs",
             "Mean NVML utilisation of the GPUs jobs hold, over the selected clusters.",
@@ -233,7 +240,8 @@ def job_panels() -> list[Json]:
 
 def build() -> Json:
     panels = [
-        *kpi_stats(),
+        *allocation_stats(),
+        *activity_stats(),
         *trend_panels(),
         *distribution_panels(),
         *delivered_panels(),

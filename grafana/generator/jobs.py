@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana.generator.board import dashboard
 from grafana.generator.job_ledger import tenant_panels
-from grafana.generator.panels import Json, Query, bargauge, stat, table, timeseries
+from grafana.generator.panels import Json, Query, bargauge, stat, timeseries
 from grafana.generator.promql import (
     A_JOB,
     CLUSTER,
@@ -18,6 +18,7 @@ from grafana.generator.promql import (
     unknown_as,
     with_owner,
 )
+from grafana.generator.tables import table
 
 UID = "suanli-jobs"
 TITLE = "Suanli / Jobs"
@@ -36,9 +37,8 @@ def _mean(metric: str) -> str:
     return f"{sel(f'{JOB}:{metric}:sum', CLUSTER)} / {sel(f'{JOB}:{metric}:count', CLUSTER)}"
 
 
-def summary_stats() -> list[Json]:
-    gpu_hours = f"{integral(JOB_GPUS)} / 3600"
-    energy = f"{integral(sel(JOB_POWER, CLUSTER, A_JOB))} / {JOULES_PER_WH}"
+def now_stats() -> list[Json]:
+    """Jobs running now, their GPUs, and the GPU power with and without a job."""
     return [
         stat(
             "Jobs running",
@@ -71,6 +71,14 @@ def summary_stats() -> list[Json]:
             w=4,
             decimals=2,
         ),
+    ]
+
+
+def range_stats() -> list[Json]:
+    """GPU-hours and GPU energy of the jobs over the dashboard's time range."""
+    gpu_hours = f"{integral(JOB_GPUS)} / 3600"
+    energy = f"{integral(sel(JOB_POWER, CLUSTER, A_JOB))} / {JOULES_PER_WH}"
+    return [
         stat(
             "GPU-hours in range",
             "GPU-hours held by jobs over the dashboard's time range.",
@@ -187,7 +195,14 @@ def trend_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*summary_stats(), *jobs_table(), *owner_panels(), *trend_panels(), *tenant_panels()]
+    panels = [
+        *now_stats(),
+        *range_stats(),
+        *jobs_table(),
+        *owner_panels(),
+        *trend_panels(),
+        *tenant_panels(),
+    ]
     description = (
         "Per job, user and namespace: GPUs held, GPU-hours, GPU energy and how hard the GPUs "
         "work. Jobs come from the agents' cgroup attribution (docs/jobs.md)."

@@ -5,25 +5,26 @@ from __future__ import annotations
 from grafana.generator.board import dashboard
 from grafana.generator.node_agent import agent_panels
 from grafana.generator.node_allocations import allocation_panels
-from grafana.generator.node_gpu import PER_GPU, g, gpu_panels, per_gpu
+from grafana.generator.node_gpu import g, gpu_panels, per_gpu
+from grafana.generator.node_gpu_health import gpu_health_panels
+from grafana.generator.node_gpu_links import gpu_link_panels
 from grafana.generator.node_infiniband import infiniband_panels
+from grafana.generator.node_mig import mig_panels
 from grafana.generator.node_other import uncharted_panels
 from grafana.generator.panels import (
     NODE_UID,
     Json,
     Query,
     stat,
-    table,
     timeseries,
 )
 from grafana.generator.promql import NODE, sel
+from grafana.generator.tables import table
 
 TITLE = "Suanli / Node and GPU detail"
 RATE = "[$__rate_interval]"
-MIG = f"{PER_GPU} GI {{{{gpu_instance}}}} CI {{{{compute_instance}}}}"
 LOGICAL = 'kind="logical"'
 BUSY = 'mode!="idle"'
-MIG_RATIOS = ("sm_active", "sm_occupancy", "tensor_active", "dram_active", "graphics_engine_active")
 
 
 def n(metric: str, extra: str = "") -> str:
@@ -31,8 +32,8 @@ def n(metric: str, extra: str = "") -> str:
     return sel(metric, NODE, extra)
 
 
-def overview_stats() -> list[Json]:
-    memory = f"sum({n('suanli_memory_available_bytes')}) / sum({n('suanli_memory_total_bytes')})"
+def gpu_stats() -> list[Json]:
+    """The node's GPUs: known, answering, healthy; and whether NVML works."""
     return [
         stat(
             "GPUs",
@@ -59,6 +60,13 @@ def overview_stats() -> list[Json]:
             Query(f"min({n('suanli_nvml_up')})"),
             bad_below=1,
         ),
+    ]
+
+
+def host_stats() -> list[Json]:
+    """The node's power, CPUs, memory and load."""
+    memory = f"sum({n('suanli_memory_available_bytes')}) / sum({n('suanli_memory_total_bytes')})"
+    return [
         stat(
             "Node power",
             "The platform meter where the node has one, else GPUs + CPU "
@@ -125,6 +133,7 @@ def info_tables() -> list[Json]:
 
 
 def host_panels() -> list[Json]:
+    """The host's CPUs, memory and load."""
     logical = f"sum by (instance) ({n('suanli_cpus', LOGICAL)})"
     busy = (
         f"sum by (instance, mode) (rate({n('suanli_cpu_seconds_total', BUSY)}{RATE})) "
@@ -155,6 +164,12 @@ def host_panels() -> list[Json]:
             Query(n("suanli_cpus"), legend="{{kind}} CPUs"),
             w=8,
         ),
+    ]
+
+
+def host_power_panels() -> list[Json]:
+    """Node power by source, CPU power from RAPL."""
+    return [
         timeseries(
             "Node power by source",
             "GPUs (sum of boards), CPU packages and DRAM "
@@ -179,6 +194,7 @@ def host_panels() -> list[Json]:
 
 
 def job_panels() -> list[Json]:
+    """Which job holds each GPU, and its processes, memory and power."""
     job_power = f"rate({n('suanli_job_gpu_energy_joules_total')}{RATE})"
     return [
         table(
@@ -206,6 +222,12 @@ def job_panels() -> list[Json]:
             Query(job_power, legend="{{scheduler}} {{job_id}}"),
             w=8,
         ),
+    ]
+
+
+def job_work_panels() -> list[Json]:
+    """What jobs do with their GPUs: GPU-seconds, FLOP/s, process memory, allocations."""
+    return [
         timeseries(
             "GPU-seconds per job",
             "GPU-seconds per second of each job: GPUs held (allocated), busy and held while idle "
@@ -239,53 +261,18 @@ def job_panels() -> list[Json]:
     ]
 
 
-def mig_panels() -> list[Json]:
-    ratios = [per_gpu(f"suanli_mig_{r}_ratio", f" GI {{{{gpu_instance}}}} {r}") for r in MIG_RATIOS]
-    return [
-        table(
-            "MIG instances",
-            "Each MIG instance: profile and MIG UUID (the id jobs see).",
-            "none",
-            Query(g("suanli_mig_info")),
-            w=24,
-            hide=("Value",),
-        ),
-        timeseries(
-            "MIG memory",
-            "Memory used and installed per MIG instance.",
-            "bytes",
-            Query(g("suanli_mig_memory_used_bytes"), legend=f"{MIG} used"),
-            Query(g("suanli_mig_memory_total_bytes"), legend=f"{MIG} total"),
-            w=8,
-        ),
-        timeseries(
-            "MIG activity",
-            "GPM ratios per MIG instance: SM active, occupancy, tensor, DRAM, engine.",
-            "percentunit",
-            *ratios,
-            w=8,
-            max_=1,
-        ),
-        timeseries(
-            "MIG pipe activity",
-            "Share of time each SM pipe was busy, per MIG instance.",
-            "percentunit",
-            Query(g("suanli_mig_pipe_active_ratio"), legend=f"{MIG} {{{{pipe}}}}"),
-            w=8,
-            max_=1,
-        ),
-    ]
-
-
 def build() -> Json:
-    gpu = [*info_tables(), *gpu_panels()]
+    gpu = [*info_tables(), *gpu_panels(), *gpu_link_panels(), *gpu_health_panels()]
     panels = [
-        *overview_stats(),
+        *gpu_stats(),
+        *host_stats(),
         *gpu,
         *uncharted_panels(gpu),
         *mig_panels(),
         *job_panels(),
+        *job_work_panels(),
         *host_panels(),
+        *host_power_panels(),
         *infiniband_panels(),
         *agent_panels(),
     ]

@@ -15,6 +15,12 @@ def n(metric: str, extra: str = "") -> str:
 
 
 def agent_panels() -> list[Json]:
+    """The agent's rows, in dashboard order."""
+    return [*collector_panels(), *log_panels(), *config_panels(), *http_panels()]
+
+
+def collector_panels() -> list[Json]:
+    """Each collector: succeeding, its run time, the time since it last succeeded."""
     ok = value_map({0: ("failed", "red"), 1: ("ok", "green")})
     age = f"time() - {n('suanli_collector_last_success_timestamp_seconds')}"
     return [
@@ -40,6 +46,12 @@ def agent_panels() -> list[Json]:
             Query(age, legend="{{collector}}"),
             w=8,
         ),
+    ]
+
+
+def log_panels() -> list[Json]:
+    """The kernel log read, NVML calls failing and NVML functions turned off."""
+    return [
         state_timeline(
             "Kernel log read",
             "Whether the agent reads the kernel log (XID and NVSwitch SXid lines): 0 when "
@@ -59,8 +71,6 @@ def agent_panels() -> list[Json]:
             Query(n("suanli_nvml_function_disabled"), legend="off: {{function}} ({{reason}})"),
             w=12,
         ),
-        *config_panels(),
-        *http_panels(),
     ]
 
 

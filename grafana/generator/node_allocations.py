@@ -4,8 +4,9 @@ with no process on them), and the GPUs the kubelet can give to pods (docs/jobs.m
 from __future__ import annotations
 
 from grafana.generator.node_gpu import per_gpu
-from grafana.generator.panels import Json, Query, table, timeseries
+from grafana.generator.panels import Json, Query, timeseries
 from grafana.generator.promql import NODE, sel
+from grafana.generator.tables import table
 
 
 def allocation_panels() -> list[Json]:

@@ -1,4 +1,5 @@
-"""6. Node and GPU detail, the GPU half: every GPU metric of the selected node, per GPU."""
+"""6. Node and GPU detail, the GPU half: every GPU metric of the selected node, per GPU (their
+links in `node_gpu_links.py`, their health in `node_gpu_health.py`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,15 @@ from grafana.generator.panels import (
     Query,
     bargauge,
     state_timeline,
-    table,
     timeseries,
     value_map,
 )
-from grafana.generator.promql import GPU, NODE, sel
+from grafana.generator.promql import GPU, sel
+from grafana.generator.tables import table
 
 PER_GPU = "GPU {{gpu}}"
 NEEDS_DETAIL = "Needs collectors.gpu.detail: true"
 RATE = "[$__rate_interval]"
-OK_FAILED = value_map({0: ("no", "green"), 1: ("yes", "red")})
 
 
 def g(metric: str, extra: str = "") -> str:
@@ -33,6 +33,7 @@ def rate(metric: str) -> str:
 
 
 def activity_panels() -> list[Json]:
+    """Utilisation and GPM's SM, tensor, occupancy, DRAM and engine ratios."""
     return [
         timeseries(
             "Utilisation",
@@ -62,6 +63,12 @@ def activity_panels() -> list[Json]:
             w=8,
             max_=1,
         ),
+    ]
+
+
+def engine_panels() -> list[Json]:
+    """Activity of the SM pipes, the memory controller and the video engines."""
+    return [
         timeseries(
             "Pipe activity",
             "GPM: share of time each SM pipe (FP64, FP32, FP16) was busy. Needs "
@@ -83,6 +90,12 @@ def activity_panels() -> list[Json]:
             w=8,
             max_=1,
         ),
+    ]
+
+
+def delivered_panels() -> list[Json]:
+    """Work delivered per precision, or why a GPU has no such counter."""
+    return [
         timeseries(
             "Delivered FLOP/s by precision",
             "Work each GPU delivered, per precision GPM can tell (bf16: 16-bit tensor and "
@@ -146,7 +159,7 @@ def memory_power_panels() -> list[Json]:
 
 
 def thermal_panels() -> list[Json]:
-    pstates = value_map({n: (f"P{n}", "green" if n == 0 else "blue") for n in range(16)})
+    """Temperatures against their thresholds, and the fans."""
     return [
         timeseries(
             "Temperatures and thresholds",
@@ -171,6 +184,13 @@ def thermal_panels() -> list[Json]:
             max_=1,
             no_value="No fan (passively cooled board)",
         ),
+    ]
+
+
+def clock_panels() -> list[Json]:
+    """Clocks against their maxima, and the performance state."""
+    pstates = value_map({n: (f"P{n}", "green" if n == 0 else "blue") for n in range(16)})
+    return [
         timeseries(
             "Clocks",
             "Current SM and memory clocks. The maximum-clock lines need collectors.gpu.detail: "
@@ -188,6 +208,12 @@ def thermal_panels() -> list[Json]:
             mappings=pstates,
             w=8,
         ),
+    ]
+
+
+def throttle_panels() -> list[Json]:
+    """Time with clocks held down, and why."""
+    return [
         timeseries(
             "Throttled time",
             "Share of time clocks were held down, by reason (power "
@@ -208,184 +234,14 @@ def thermal_panels() -> list[Json]:
     ]
 
 
-def interconnect_panels() -> list[Json]:
-    return [
-        timeseries(
-            "PCIe throughput",
-            "PCIe traffic over NVML's last 20 ms window.",
-            "Bps",
-            per_gpu("suanli_gpu_pcie_throughput_bytes_per_second", " {{direction}}"),
-            w=8,
-        ),
-        timeseries(
-            "PCIe link",
-            "Link generation and width in lanes, current and maximum: "
-            "current under maximum while busy is a degraded link.",
-            "none",
-            per_gpu("suanli_gpu_pcie_link_generation", " gen {{link}}"),
-            per_gpu("suanli_gpu_pcie_link_width", " width {{link}}"),
-            w=8,
-        ),
-        timeseries(
-            "PCIe replays",
-            "Link-level retransmissions per second: a rising rate is a marginal link.",
-            "cps",
-            Query(rate("suanli_gpu_pcie_replays_total"), legend=PER_GPU),
-            w=8,
-        ),
-        timeseries(
-            "NVLink links",
-            "NVLink links up and down. The per-link line needs collectors.gpu.detail: true in "
-            "the agent's configuration (off by default). Empty on boards without NVLink.",
-            "none",
-            per_gpu("suanli_gpu_nvlink_links", " {{state}}"),
-            Query(
-                f"sum by (instance, gpu) ({g('suanli_gpu_nvlink_up')})",
-                legend=f"{PER_GPU} links up (detail)",
-            ),
-            w=8,
-            no_value="No NVLink on the selected GPUs",
-        ),
-        timeseries(
-            "NVLink throughput",
-            "NVLink data bytes per second, summed over links.",
-            "Bps",
-            Query(rate("suanli_gpu_nvlink_bytes_total"), legend=f"{PER_GPU} {{{{direction}}}}"),
-            w=8,
-        ),
-        timeseries(
-            "NVLink errors",
-            "NVLink CRC, replay and recovery errors per second.",
-            "cps",
-            Query(rate("suanli_gpu_nvlink_errors_total"), legend=f"{PER_GPU} {{{{error}}}}"),
-            w=8,
-        ),
-    ]
-
-
-def health_panels() -> list[Json]:
-    up = value_map({0: ("down", "red"), 1: ("up", "green")})
-    actions = value_map(
-        {
-            0: ("none", "green"),
-            1: ("reset", "orange"),
-            2: ("reboot", "red"),
-            3: ("drain P2P", "orange"),
-            4: ("drain and reset", "red"),
-        }
-    )
-    checks = Query(f"sum by (check) ({g('suanli_gpu_health_check_failed')})", legend="{{check}}")
-    xids = Query(
-        f"increase({g('suanli_gpu_xid_errors_total')}{RATE})", legend=f"{PER_GPU} XID {{{{xid}}}}"
-    )
-    memory = f"{g('suanli_gpu_remapped_rows')} or {g('suanli_gpu_retired_pages')}"
-    return [
-        state_timeline(
-            "GPU answering",
-            "1 while the last NVML read of the GPU succeeded.",
-            "none",
-            per_gpu("suanli_gpu_up"),
-            mappings=up,
-            w=8,
-        ),
-        state_timeline(
-            "GPU healthy",
-            "The agent's verdict: healthy while every check passes.",
-            "none",
-            per_gpu("suanli_gpu_healthy"),
-            mappings=value_map({0: ("unhealthy", "red"), 1: ("healthy", "green")}),
-            w=8,
-        ),
-        state_timeline(
-            "Checks failing",
-            "GPUs of the selection failing each check.",
-            "none",
-            checks,
-            mappings=value_map({0: ("ok", "green")}, above=("", "red")),
-            w=8,
-        ),
-        timeseries("XIDs", "XID events by GPU and code.", "none", xids, w=8, bars=True),
-        timeseries(
-            "ECC errors",
-            "Memory ECC errors since the driver loaded.",
-            "none",
-            per_gpu("suanli_gpu_ecc_errors_total", " {{error}}"),
-            w=8,
-        ),
-        timeseries(
-            "Remapped rows / retired pages",
-            "Memory rows remapped (Ampere and newer) "
-            "or pages retired (older GPUs), by kind of error.",
-            "none",
-            Query(memory, legend=f"{PER_GPU} {{{{kind}}}}{{{{cause}}}}"),
-            w=8,
-        ),
-        state_timeline(
-            "Row remap pending or failed",
-            "A pending remap needs a GPU reset; a failed one is an RMA.",
-            "none",
-            per_gpu("suanli_gpu_row_remap_state", " {{state}}"),
-            mappings=OK_FAILED,
-            w=12,
-        ),
-        state_timeline(
-            "Recovery action",
-            "What NVML asks for: none, reset, reboot, drain peer-to-peer, drain and reset.",
-            "none",
-            per_gpu("suanli_gpu_recovery_action"),
-            mappings=actions,
-            w=12,
-        ),
-    ]
-
-
-def presence_panels() -> list[Json]:
-    """GPUs expected and answering, the ones that do not, the NVSwitch fabric and its SXids."""
-    sxids = f"increase({sel('suanli_nvswitch_sxid_errors_total', NODE)}{RATE})"
-    return [
-        timeseries(
-            "GPUs expected, present and lost",
-            "GPUs the node should have (PCI bus, configuration, seen), has enumerated and "
-            "answering, and has lost (the difference).",
-            "none",
-            Query(sel("suanli_gpus", NODE), legend="{{state}}"),
-            w=8,
-        ),
-        table(
-            "GPUs not answering",
-            "Each GPU that does not answer now, why (lost, hung, error, missing, nvml_down) "
-            "and for how long; a GPU NVML does not list is named by its PCI bus id.",
-            "s",
-            Query(g("suanli_gpu_unresponsive_seconds")),
-            w=8,
-            rename={"Value": "down for"},
-        ),
-        timeseries(
-            "NVSwitch SXids",
-            "SXid errors of the node's NVSwitches from the kernel log, by switch, link and code.",
-            "none",
-            Query(sxids, legend="{{switch}} link {{link}} SXid {{sxid}}"),
-            w=8,
-            bars=True,
-        ),
-        table(
-            "NVSwitch fabric",
-            "Each GPU's NVSwitch fabric registration as NVML reports it (HGX boards): state "
-            "completed and status success when the GPU can use NVLink.",
-            "none",
-            Query(g("suanli_gpu_fabric_info")),
-            w=24,
-            hide=("Value",),
-        ),
-    ]
-
-
 def gpu_panels() -> list[Json]:
+    """The GPU rows up to the links (node_gpu_links.py), in dashboard order."""
     return [
         *activity_panels(),
+        *engine_panels(),
+        *delivered_panels(),
         *memory_power_panels(),
         *thermal_panels(),
-        *interconnect_panels(),
-        *health_panels(),
-        *presence_panels(),
+        *clock_panels(),
+        *throttle_panels(),
     ]

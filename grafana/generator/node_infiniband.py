@@ -6,8 +6,9 @@ unless `collectors.infiniband.detail` is on.
 
 from __future__ import annotations
 
-from grafana.generator.panels import Json, Query, state_timeline, table, timeseries, value_map
+from grafana.generator.panels import Json, Query, state_timeline, timeseries, value_map
 from grafana.generator.promql import NODE, sel
+from grafana.generator.tables import table
 
 PORT = "{{device}}/{{port}}"
 RATE = "[$__rate_interval]"

@@ -1,4 +1,5 @@
-"""Panel builders: Grafana 10 panel JSON (schema 39) for the seven panel types the dashboards use.
+"""Panel builders: Grafana 10 panel JSON (schema 39) for the seven panel types the dashboards use
+(the table's builder is in `tables.py`).
 
 Every builder takes a title, a description and a unit, so no panel can lack them; every panel
 reads the `${datasource}` variable. Panels get their `id` and `gridPos` x/y from
@@ -13,12 +14,7 @@ from typing import Any
 Json = dict[str, Any]
 DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
 NODE_UID = "suanli-node"
-NODE_URL = (
-    f"/d/{NODE_UID}/suanli-node-and-gpu-detail?${{datasource:queryparam}}"
-    "&var-instance=${__data.fields.instance}&${__url_time_range}"
-)
 GREEN: Json = {"color": "green", "value": None}
-HIDDEN_COLUMNS = ("Time", "__name__", "job")
 
 
 @dataclass(frozen=True)
@@ -281,56 +277,6 @@ def value_map(
         result = _shown(*above, len(texts))
         span = {"from": max(texts) + 1, "result": result, "to": 1e9}
         out.append({"options": span, "type": "range"})
-    return out
-
-
-def table(
-    title: str,
-    description: str,
-    unit: str,
-    *queries: Query,
-    w: int = 12,
-    h: int = 8,
-    rename: dict[str, str] | None = None,
-    hide: tuple[str, ...] = (),
-    units: dict[str, str] | None = None,
-) -> Json:
-    """An instant table, one row per series; several queries are merged on their labels.
-
-    `rename` names value columns (`Value`, or `Value #A`... with several queries), `units`
-    gives a column (by its new name) its own unit. An `instance` column links to that node.
-    """
-    options = {
-        "cellHeight": "sm",
-        "footer": {"show": False, "reducer": ["sum"], "fields": ""},
-        "showHeader": True,
-    }
-    out = panel("table", title, description, unit, queries, (w, h), options)
-    for t in out["targets"]:
-        t.update(format="table", instant=True, range=False)
-    organize = {
-        "excludeByName": {k: True for k in (*HIDDEN_COLUMNS, *hide)},
-        "renameByName": rename or {},
-        "indexByName": {},
-    }
-    # organize first: each query's frame loses __name__ (only some queries have one) and gets
-    # its value column named, so that merge joins the frames' rows on the same labels
-    merge: list[Json] = [{"id": "merge", "options": {}}] if len(queries) > 1 else []
-    out["transformations"] = [{"id": "organize", "options": organize}, *merge]
-    link = {"targetBlank": False, "title": "Node and GPU detail", "url": NODE_URL}
-    out["fieldConfig"]["overrides"] = [
-        {
-            "matcher": {"id": "byName", "options": "instance"},
-            "properties": [{"id": "links", "value": [link]}],
-        },
-        *(
-            {
-                "matcher": {"id": "byName", "options": name},
-                "properties": [{"id": "unit", "value": column_unit}],
-            }
-            for name, column_unit in (units or {}).items()
-        ),
-    ]
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grafana.generator.board import dashboard
-from grafana.generator.panels import Json, Query, bargauge, stat, table, timeseries
+from grafana.generator.panels import Json, Query, bargauge, stat, timeseries
 from grafana.generator.promql import (
     A_JOB,
     CLUSTER,
@@ -16,6 +16,7 @@ from grafana.generator.promql import (
     rack_sum,
     sel,
 )
+from grafana.generator.tables import table
 
 UID = "suanli-power"
 TITLE = "Suanli / Power, energy and carbon"
@@ -33,10 +34,8 @@ def week(panel: Json) -> Json:
 
 
 def power_stats() -> list[Json]:
+    """IT and facility power now."""
     it_power = rack_sum(NODE_POWER)
-    it_wh = f"{integral(rack(NODE_POWER))} / {JOULES_PER_WH}"
-    co2 = f"{_it_energy_kwh()} * $pue * $carbon_intensity * (1 - $green_share)"
-    gpu_wh = f"{integral(rack('suanli_gpu_energy_joules:rate5m'))} / {JOULES_PER_WH}"
     return [
         stat(
             "IT power now",
@@ -55,39 +54,46 @@ def power_stats() -> list[Json]:
             w=4,
             decimals=2,
         ),
-        stat(
+    ]
+
+
+def _in_range(title: str, description: str, unit: str, expr: str, decimals: int = 2) -> Json:
+    """A stat over the dashboard's time range: `expr` integrates over it, read at its end."""
+    return stat(title, description, unit, Query(expr, instant=True), w=4, decimals=decimals)
+
+
+def energy_stats() -> list[Json]:
+    """IT and facility energy, grid CO2 and GPU energy over the dashboard's time range."""
+    it_wh = f"{integral(rack(NODE_POWER))} / {JOULES_PER_WH}"
+    co2 = f"{_it_energy_kwh()} * $pue * $carbon_intensity * (1 - $green_share)"
+    gpu_wh = f"{integral(rack('suanli_gpu_energy_joules:rate5m'))} / {JOULES_PER_WH}"
+    return [
+        _in_range(
             "IT energy in range",
             "Node energy over the dashboard's time range, integrated from the node-power rollup.",
             "watth",
-            Query(it_wh, instant=True),
-            w=4,
-            decimals=2,
+            it_wh,
         ),
-        stat(
+        _in_range(
             "Facility energy in range",
             "IT energy x PUE: what the meter at the grid connection sees.",
             "watth",
-            Query(f"{it_wh} * $pue", instant=True),
-            w=4,
-            decimals=2,
+            f"{it_wh} * $pue",
         ),
-        stat(
+        _in_range(
             "Grid CO2 in range",
             "Facility energy in kWh x the non-green share x the grid's "
             "carbon intensity (dashboard constants).",
             "masskg",
-            Query(co2, instant=True),
-            w=4,
+            co2,
             decimals=1,
         ),
-        stat(
+        _in_range(
             "GPU energy in range",
             "Energy of the GPUs alone, from their hardware energy "
             "counters (exact between scrapes), over the dashboard's time range.",
             "watth",
-            Query(gpu_wh, instant=True),
-            w=4,
-            decimals=2,
+            gpu_wh,
         ),
     ]
 
@@ -193,7 +199,7 @@ def limit_panels() -> list[Json]:
 
 
 def build() -> Json:
-    panels = [*power_stats(), *power_trends(), *energy_panels(), *limit_panels()]
+    panels = [*power_stats(), *energy_stats(), *power_trends(), *energy_panels(), *limit_panels()]
     description = (
         "Power and energy of GPUs, CPUs and nodes; facility energy and CO2 from the PUE, "
         "carbon-intensity and green-share constants (edit them in the variable bar)."
