@@ -24,9 +24,10 @@ from typing import Any, NoReturn
 
 from benchmarks import driver_time, inprocess, load, machine, memory, scrape
 from benchmarks.agent_process import AgentProcess
-from benchmarks.doc import write_doc
+from benchmarks.doc import DOC, write_doc
+from benchmarks.history import HISTORY, load_history, save_history
 from benchmarks.metrics import SECTIONS
-from benchmarks.report import DOC, HISTORY, load_history, number, save_history, table
+from benchmarks.tables import number, table
 
 SCENARIOS = ("h100-8", "h100-64", "h100-mig-56", "procs-500")
 CLIENTS = 8
