@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmarks.history import Run, value
-from benchmarks.inprocess import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
 from benchmarks.load_report import load_target_rows
 from benchmarks.metrics import MEASURES, SECTIONS, TARGETS, Measure
+from benchmarks.nvml_calls import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
 from benchmarks.tables import calls, delta, number, table
 
 

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
-from benchmarks import driver_time, inprocess, load, machine, memory, scrape
+from benchmarks import driver_time, inprocess, load, machine, memory, profiles, retained, scrape
 from benchmarks.agent_process import AgentProcess
 from benchmarks.doc import DOC, write_doc
 from benchmarks.history import HISTORY, load_history, save_history
@@ -74,14 +74,14 @@ def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, A
         cycles = inprocess.measure_cycles(agent, fake, counts.cycles)
         render = inprocess.measure_render(agent, fake, counts.render_repeats)
         say(f"{scenario}: profiling collect() and the first render")
-        cycle_profile = inprocess.profile_cycle(agent, counts.profile_repeats)
-        render_profile = inprocess.profile_first_render(agent, counts.profile_repeats)
+        cycle_profile = profiles.profile_cycle(agent, counts.profile_repeats)
+        render_profile = profiles.profile_first_render(agent, counts.profile_repeats)
     finally:
         agent.sampler.stop()
     say(f"{scenario}: GPU read cycles at an H200's call latencies")
     driver = driver_time.measure(scenario, cycles=DRIVER_CYCLES)
     say(f"{scenario}: memory retained across cycles (tracemalloc)")
-    retained = inprocess.measure_retained(
+    kept = retained.measure_retained(
         scenario, warmup=10, cycles=counts.retained_cycles(cycles.gpus)
     )
     if show_profile:
@@ -91,10 +91,10 @@ def in_process(scenario: str, counts: Counts, show_profile: bool) -> dict[str, A
         "metrics": {
             **cycle_metrics(cycles, cycle_profile),
             **render_metrics(render),
-            "retained_kib_per_100_cycles": retained.kib_per_100_cycles,
+            "retained_kib_per_100_cycles": kept.kib_per_100_cycles,
             **driver,
         },
-        "retained_top_site": retained.top_site,
+        "retained_top_site": kept.top_site,
         "nvml_first": cycles.calls_first,
         "nvml_steady": cycles.calls_steady,
         "profile_cycle": _rounded(cycle_profile.shares),
@@ -106,7 +106,7 @@ def _rounded(shares: dict[str, float]) -> dict[str, float]:
     return {name: round(share, 2) for name, share in shares.items()}
 
 
-def cycle_metrics(cycles: inprocess.Cycles, profile: inprocess.Profile) -> dict[str, float]:
+def cycle_metrics(cycles: inprocess.Cycles, profile: profiles.Profile) -> dict[str, float]:
     return {
         "gpus": cycles.gpus,
         "cycle_first_wall_ms": cycles.first_wall_ms,
@@ -132,7 +132,7 @@ def render_metrics(render: inprocess.Render) -> dict[str, float]:
     }
 
 
-def print_profile(title: str, profile: inprocess.Profile) -> None:
+def print_profile(title: str, profile: profiles.Profile) -> None:
     print(f"\n{title}: top functions by own time (fake share {profile.fake_percent:.1f}%)")
     for name, share, calls in profile.top:
         print(f"  {share:5.1f}%  {calls:>9,}  {name}")
