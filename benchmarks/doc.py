@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.history import Run, previous_run
+from benchmarks.load_report import load_section
+from benchmarks.machine import ROOT
 from benchmarks.report import (
-    DOC,
-    Run,
     history_section,
-    load_section,
     machine_section,
     memory_section,
     nvml_section,
-    previous_run,
     profile_section,
     results_section,
     targets_section,
 )
+
+DOC = ROOT / "docs" / "benchmarks.md"
 
 INTRO = """\
 # Benchmarks

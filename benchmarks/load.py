@@ -16,7 +16,8 @@ from types import TracebackType
 from agent.app import Agent
 from agent.server import AgentHTTPServer, AgentState, listen, serve_in_thread
 from benchmarks.agent_process import LOOPBACK
-from benchmarks.inprocess import build_fake, foreground
+from benchmarks.inprocess import build_fake
+from benchmarks.nvml_calls import foreground
 from benchmarks.scrape import Scraper, percentile
 from suanli_sim.fake_nvml import FakeNvml
 

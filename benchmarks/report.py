@@ -1,79 +1,15 @@
-"""Run history (`benchmarks/results.json`) and the generated `docs/benchmarks.md`."""
+"""The sections of `docs/benchmarks.md` drawn from a run: machine, targets, results, NVML calls,
+profiles, memory, history (the load test's own are in `benchmarks/load_report.py`)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from benchmarks.inprocess import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
-from benchmarks.machine import ROOT
-from benchmarks.metrics import LOAD_P99_LIMIT_MS, MEASURES, SECTIONS, TARGETS, Measure
-
-HISTORY = ROOT / "benchmarks" / "results.json"
-DOC = ROOT / "docs" / "benchmarks.md"
-Run = dict[str, Any]
-
-
-def load_history(path: Path = HISTORY) -> list[Run]:
-    if not path.exists():
-        return []
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return list(data.get("runs", []))
-
-
-def save_history(runs: Sequence[Run], path: Path = HISTORY) -> None:
-    path.write_text(json.dumps({"runs": list(runs)}, indent=1) + "\n", encoding="utf-8")
-
-
-def previous_run(runs: Sequence[Run], current: Run) -> Run | None:
-    """The latest recorded run of the same kind (quick or full) before `current`."""
-    for run in reversed(runs):
-        if run is not current and run.get("quick") == current.get("quick"):
-            return run
-    return None
-
-
-# --- formatting ---------------------------------------------------------------------------------
-
-
-def number(value: float | None, digits: int) -> str:
-    if value is None:
-        return "-"
-    if digits == 0:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}f}"
-
-
-def calls(value: float) -> str:
-    """Call counts: whole numbers as such, fractions with two decimals."""
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-
-
-def delta(current: float | None, previous: float | None, digits: int) -> str:
-    if current is None or previous is None:
-        return "-"
-    change = current - previous
-    if previous == 0 or abs(change) < 10 ** -(digits + 1):
-        return f"{change:+,.{max(digits, 1)}f}" if change else "0"
-    return f"{100 * change / abs(previous):+.1f}%"
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def value(run: Run | None, scenario: str, key: str) -> float | None:
-    if run is None:
-        return None
-    found = run.get("scenarios", {}).get(scenario, {}).get("metrics", {}).get(key)
-    return None if found is None else float(found)
-
-
-# --- sections -------------------------------------------------------------------------------------
+from benchmarks.history import Run, value
+from benchmarks.load_report import load_target_rows
+from benchmarks.metrics import MEASURES, SECTIONS, TARGETS, Measure
+from benchmarks.nvml_calls import BACKGROUND_FUNCTIONS, STATIC_FUNCTIONS
+from benchmarks.tables import calls, delta, number, table
 
 
 def machine_section(run: Run) -> list[str]:
@@ -104,99 +40,6 @@ def targets_section(run: Run) -> list[str]:
             rows.append((measure.label, scenario, shown, target.wanted, target.verdict(measured)))
     rows += load_target_rows(run.get("load"))
     return table(("Measure", "Scenario", "Measured", "Target", "Verdict"), rows)
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def load_target_rows(load: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
-    """The issue's load test: 50 scrapers, no errors, p99 < 50 ms, no extra NVML calls."""
-    if not load:
-        return []
-    hit, calls = load["process"], load["in_process"]
-    clients, scenario = hit["clients"], load["scenario"]
-    idle, loaded = calls["idle"]["calls_per_cycle"], calls["loaded"]["calls_per_cycle"]
-    return [
-        (
-            f"{clients} scrapers: errors",
-            scenario,
-            f"{hit['errors']:,}",
-            "0",
-            _verdict(hit["errors"] == 0),
-        ),
-        (
-            f"{clients} scrapers: p99",
-            scenario,
-            f"{hit['p99_ms']:.1f} ms",
-            f"< {LOAD_P99_LIMIT_MS:g} ms",
-            _verdict(hit["p99_ms"] < LOAD_P99_LIMIT_MS),
-        ),
-        (
-            f"{clients} scrapers: NVML calls per cycle, load vs idle",
-            scenario,
-            f"{loaded:,.1f} vs {idle:,.1f}",
-            "no extra NVML calls",
-            _verdict(loaded <= idle),
-        ),
-    ]
-
-
-def load_section(load: dict[str, Any] | None) -> list[str]:
-    if not load:
-        return ["No load test in this run (`--load-seconds 0`)."]
-    hit, calls = load["process"], load["in_process"]
-    rows = [
-        ("scrapers (threads, one keep-alive connection each)", f"{hit['clients']}"),
-        ("length", f"{hit['seconds']:.1f} s"),
-        ("requests answered", f"{hit['requests']:,} ({hit['per_second']:,.0f} req/s)"),
-        (
-            "errors",
-            f"{hit['errors']:,}"
-            + (f" (first: `{hit['first_error']}`)" if hit["first_error"] else ""),
-        ),
-        (
-            "latency p50 / p99 / max",
-            f"{hit['p50_ms']:.2f} / {hit['p99_ms']:.2f} / {hit['max_ms']:.1f} ms",
-        ),
-        ("agent CPU under load", f"{hit['agent_cpu_percent']:.0f}% of a core"),
-        (
-            "agent RSS before / after",
-            f"{hit['rss_before_mib']:.1f} / {hit['rss_after_mib']:.1f} MiB",
-        ),
-    ]
-    lines = table(
-        ("Real agent process", f"`{load['scenario']}`, `--interval {load['interval']}`"), rows
-    )
-    header = (
-        "In-process agent, FakeNvml.calls",
-        "cycles",
-        "seconds",
-        "NVML calls per cycle",
-        "NVML calls per second",
-        "cycles per second",
-    )
-    rate_rows = [
-        _rate_row(name, calls[key])
-        for name, key in (("idle (no scraper)", "idle"), (f"{hit['clients']} scrapers", "loaded"))
-    ]
-    inner = calls["load"]
-    note = (
-        f"In-process scrapers (sharing the agent's interpreter): {inner['requests']:,} "
-        f"requests, {inner['errors']} errors, p99 {inner['p99_ms']:.1f} ms."
-    )
-    return [*lines, "", *table(header, rate_rows), "", note]
-
-
-def _rate_row(name: str, rate: dict[str, float]) -> tuple[str, ...]:
-    return (
-        name,
-        f"{rate['cycles']:.0f}",
-        f"{rate['seconds']:.1f}",
-        f"{rate['calls_per_cycle']:,.2f}",
-        f"{rate['calls_per_second']:,.1f}",
-        f"{rate['cycles_per_second']:.3f}",
-    )
 
 
 def results_section(run: Run, previous: Run | None) -> list[str]:

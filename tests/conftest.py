@@ -269,6 +269,31 @@ def _wait_ready(agent: AgentProcess, deadline: float) -> str | None:
     return f"did not answer on {agent.address} within {READY_TIMEOUT_S:.0f}s"
 
 
+def _launch(
+    args: Sequence[str], given: str | None, folder: Path, name: str, env: Mapping[str, str] | None
+) -> AgentProcess:
+    """`python -m agent ARGS` in FOLDER, on a free port unless ARGS name one (`given`); its
+    stderr and stdout go to FOLDER/NAME.stderr and FOLDER/NAME.stdout."""
+    full = list(args)
+    if given is None:
+        port = pick_free_port()
+        full += ["--listen-address", f"{LOOPBACK}:{port}"]
+    else:
+        tail = given.rpartition(":")[2]
+        port = int(tail) if tail.isdigit() else 0
+    err_path, out_path = folder / f"{name}.stderr", folder / f"{name}.stdout"
+    err, out = err_path.open("wb"), out_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *full],
+        cwd=folder,
+        env=agent_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+    )
+    return AgentProcess(proc, port, tuple(full), err_path, out_path, [err, out])
+
+
 @pytest.fixture
 def agent_process(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     """Factory: `agent_process(*args, wait=True)` starts `python -m agent ARGS` on 127.0.0.1.
@@ -284,25 +309,7 @@ def agent_process(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         attempts = 1 if given is not None else 3
         why = ""
         for attempt in range(attempts):
-            n = len(started)
-            full = list(args)
-            if given is None:
-                port = pick_free_port()
-                full += ["--listen-address", f"{LOOPBACK}:{port}"]
-            else:
-                tail = given.rpartition(":")[2]
-                port = int(tail) if tail.isdigit() else 0
-            err_path, out_path = tmp_path / f"agent{n}.stderr", tmp_path / f"agent{n}.stdout"
-            err, out = err_path.open("wb"), out_path.open("wb")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", *full],
-                cwd=tmp_path,
-                env=agent_env(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-            agent = AgentProcess(proc, port, tuple(full), err_path, out_path, [err, out])
+            agent = _launch(args, given, tmp_path, f"agent{len(started)}", env)
             started.append(agent)
             if not wait:
                 return agent
@@ -310,7 +317,7 @@ def agent_process(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
             if problem is None:
                 return agent
             agent.close()
-            why = f"agent {' '.join(full)} {problem}; its stderr:\n{agent.stderr()}"
+            why = f"agent {' '.join(agent.args)} {problem}; its stderr:\n{agent.stderr()}"
             lost_race = "cannot listen" in agent.stderr() and agent.proc.returncode == 1
             if not (lost_race and attempt + 1 < attempts):
                 break  # only a port taken between choosing and binding is worth a retry

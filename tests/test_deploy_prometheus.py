@@ -15,6 +15,7 @@ Prometheus tests skip without the Debian package `prometheus`, the VictoriaMetri
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 import shutil
@@ -345,13 +346,8 @@ def prometheus_on_agents(
     return start(test_config(tmp_path, targets, remote_write_url=remote_write_url))
 
 
-def test_every_recording_rule_has_data_from_real_agents(
-    tmp_path: Path,
-    two_agents: dict[str, tuple[str, str, str]],
-    start_prometheus: Callable[[Path], PrometheusServer],
-) -> None:
-    prom = prometheus_on_agents(tmp_path, two_agents, start_prometheus)
-    h100, faults = two_agents
+def wait_for_every_recording_rule(prom: PrometheusServer) -> None:
+    """Fails with Prometheus's log unless every recording rule has data within the deadline."""
     deadline = time.monotonic() + RULES_DEADLINE_S
     missing = record_names()
     while missing and time.monotonic() < deadline:
@@ -363,18 +359,44 @@ def test_every_recording_rule_has_data_from_real_agents(
         f"recording rules without data after {RULES_DEADLINE_S:.0f}s: {missing}\n{log}"
     )
 
-    def at(name: str, **labels: str) -> float:
-        """The one series of `name` with `labels`; a rate needs two samples of its own
-        counter, so a series may follow its rule's first data by an evaluation or two."""
-        selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        until = time.monotonic() + 10.0
-        result = prom.query(f"{name}{{{selector}}}")
-        while len(result) != 1 and time.monotonic() < until:
-            time.sleep(0.5)
-            result = prom.query(f"{name}{{{selector}}}")
-        assert len(result) == 1, (name, labels, result)
-        return float(result[0]["value"][1])
 
+def one_series(prom: PrometheusServer, name: str, **labels: str) -> float:
+    """The one series of `name` with `labels`; a rate needs two samples of its own
+    counter, so a series may follow its rule's first data by an evaluation or two."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    until = time.monotonic() + 10.0
+    result = prom.query(f"{name}{{{selector}}}")
+    while len(result) != 1 and time.monotonic() < until:
+        time.sleep(0.5)
+        result = prom.query(f"{name}{{{selector}}}")
+    assert len(result) == 1, (name, labels, result)
+    return float(result[0]["value"][1])
+
+
+def job_power_rate(prom: PrometheusServer, job_id: str) -> float:
+    return one_series(
+        prom,
+        "cluster_scheduler_job_id:suanli_job_gpu_energy_joules:rate5m",
+        cluster="c1",
+        scheduler="slurm",
+        job_id=job_id,
+    )
+
+
+def rule_errors(prom: PrometheusServer) -> list[tuple[str, str]]:
+    groups = prom.api("/api/v1/rules")["groups"]
+    return [(r["name"], r["lastError"]) for g in groups for r in g["rules"] if r.get("lastError")]
+
+
+def test_every_recording_rule_has_data_from_real_agents(
+    tmp_path: Path,
+    two_agents: dict[str, tuple[str, str, str]],
+    start_prometheus: Callable[[Path], PrometheusServer],
+) -> None:
+    prom = prometheus_on_agents(tmp_path, two_agents, start_prometheus)
+    h100, faults = two_agents
+    wait_for_every_recording_rule(prom)
+    at = functools.partial(one_series, prom)
     # node level: both 8-GPU nodes, with their inventory topology
     for address, (_cluster, hall, rack) in two_agents.items():
         assert at("instance:suanli_gpus:count", instance=address, rack=rack, hall=hall) == 8
@@ -397,22 +419,12 @@ def test_every_recording_rule_has_data_from_real_agents(
     peak = at("cluster_hall_rack:suanli_gpu_peak_flops_bf16:sum", rack="r1")
     assert peak == pytest.approx(8 * 989.4e12)
     assert 0 < at("cluster_hall_rack:suanli_gpu_delivered_flops_bf16:sum", rack="r1") < peak
-
     # per-job power: Slurm job 1320003 trains on 4 GPUs, 1320011 holds one idle GPU. (Absolute
     # values are low here: rate() over 5m divides by the window, which these new series do
     # not fill yet.)
-    def job_rate(job_id: str) -> float:
-        return at(
-            "cluster_scheduler_job_id:suanli_job_gpu_energy_joules:rate5m",
-            cluster="c1",
-            scheduler="slurm",
-            job_id=job_id,
-        )
-
-    assert job_rate("1320003") > 10 * job_rate("1320011") > 0
+    assert job_power_rate(prom, "1320003") > 10 * job_power_rate(prom, "1320011") > 0
     # the alerts load and evaluate: no rule evaluation errors
-    groups = prom.api("/api/v1/rules")["groups"]
-    errors = [(r["name"], r["lastError"]) for g in groups for r in g["rules"] if r.get("lastError")]
+    errors = rule_errors(prom)
     assert not errors, errors
 
 
