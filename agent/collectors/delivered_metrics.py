@@ -5,9 +5,10 @@ increments `agent.collectors.delivered` defines, which the job ledger splits), s
 FLOP/s. A precision's series appears once the GPU has done work in it (8 GPUs x 4 precisions
 would not fit the series budget); it appears at 0 and the work of that first cycle is added
 one cycle later, so Prometheus's rate() and increase() miss none of it. A GPU that has no such
-series says why on `suanli_gpu_delivered_flops_unavailable`. What the counter added in a cycle
-is left on the reading (`GpuReading.delivered_step`) for the views: split among jobs, it adds up
-to the GPU's counter exactly at every cycle.
+series says why on `suanli_gpu_delivered_flops_unavailable`. The job ledger splits the same
+`gpu_delivered_flops` of each cycle as it comes, so a new precision's first cycle is in the
+jobs' counters one cycle before it is in the GPU's; over any window longer than a cycle both
+hold the same work.
 """
 
 from __future__ import annotations
@@ -74,7 +75,6 @@ class DeliveredWork:
             step[precision] = ops
         for precision, ops in step.items():
             totals[precision] += ops
-        reading.delivered_step = step
         if not totals:
             return [Sample(UNAVAILABLE, (*ids, unavailable_reason(reading)), 1.0)]
         return [Sample(DELIVERED, (*ids, p), ops) for p, ops in sorted(totals.items())]

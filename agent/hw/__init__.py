@@ -78,9 +78,6 @@ class GpuReading:
     activity: dict[str, float] = field(default_factory=dict)  # GPM ratios, Hopper and newer
     activity_seconds: float | None = None  # the time `activity` is the mean over
     gpm_supported: bool | None = None  # None: GPM not asked (collectors.gpu.gpm off)
-    # what suanli_gpu_delivered_flops_total added this cycle, by precision: set by the GPU
-    # collector before the views run, so the job ledger can split exactly that
-    delivered_step: dict[str, float] = field(default_factory=dict)
     mig: list[MigReading] = field(default_factory=list)
     processes: list[GpuProcess] | None = None  # None: not read (jobs off, or NVML refused)
     down_reason: str | None = None  # when not up: lost, hung, error, missing or nvml_down
