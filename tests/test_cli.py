@@ -23,6 +23,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import scrapes
+
 if TYPE_CHECKING:
     import subprocess
 
@@ -487,10 +489,14 @@ def test_healthz_reports_ok_with_a_reason(agent_process: StartAgent) -> None:
 def test_serving_at_starts_the_simulated_clock_there(agent_process: StartAgent) -> None:
     agent = agent_process("--fake", "mixed-faults", "--at", "90s", "--interval", "200ms")
 
-    found = samples(agent.get("/metrics").text)
-    assert value(found, "suanli_gpu_up", gpu="3") == 0
-    assert value(found, "suanli_gpu_xid_errors_total", gpu="3", xid="79") >= 1
-    assert value(found, "suanli_gpu_health_check_failed", check="thermal", gpu="6") == 1
+    # the XID 79 of t=60 s reaches the ledger from the kernel log, read beside the sampling
+    series = scrapes.wait_for(
+        agent,
+        lambda s: (scrapes.value(s, "suanli_gpu_xid_errors_total", gpu="3", xid="79") or 0) >= 1,
+        "GPU 3's XID 79 from before the start",
+    )
+    assert scrapes.value(series, "suanli_gpu_up", gpu="3") == 0
+    assert scrapes.value(series, "suanli_gpu_health_check_failed", check="thermal", gpu="6") == 1
     assert agent.get("/healthz").status == 200
 
 
