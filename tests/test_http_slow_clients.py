@@ -29,6 +29,10 @@ from tests.test_webconfig import client_context, pki, write
 __all__ = ["pki"]  # a fixture, shared with tests/test_webconfig.py
 
 SECONDS = 15.0
+# A scrape that waited behind a slow client would wait seconds (its deadlines are 10 s). The
+# latency itself is measured by benchmarks/abuse.py (docs/reliability.md: p99 16.4 ms on a quiet
+# machine); this bound only has to tell "never waits" from "waited", on a busy CI machine too.
+NEVER_WAITED_MS = 500.0
 
 
 # CI (.ci/run sets CI) must run these under the unit's limits: there a missing prlimit fails
@@ -42,7 +46,7 @@ def test_a_scraper_gets_every_answer_under_1000_hostile_connections() -> None:
         metrics = agent_metrics(agent.port)
     assert result.scrapes >= SECONDS * 10
     assert result.failures == 0
-    assert result.p99_ms < 50.0, result
+    assert result.p99_ms < NEVER_WAITED_MS, result
     assert result.threads_max <= unit_limit("TasksMax")
     assert result.files_max < unit_limit("LimitNOFILE")
     assert result.rss_max_mib < result.rss_start_mib + 30, result  # bounded per connection
@@ -64,7 +68,7 @@ def test_with_tls_and_basic_auth_too(pki: Path) -> None:
         result = attacked(agent, SECONDS, idle=900, slow=100, garbage=50)
     assert result.scrapes >= SECONDS * 10
     assert result.failures == 0
-    assert result.p99_ms < 50.0, result
+    assert result.p99_ms < NEVER_WAITED_MS, result
     assert result.threads_max <= unit_limit("TasksMax")
     assert result.rss_max_mib < result.rss_start_mib + 30, result
 
