@@ -130,3 +130,13 @@ def test_a_size_update_to_zero_empties_the_table() -> None:
     assert decoder.decode(bytes.fromhex("be")) == [("a", "z")]
     with pytest.raises(HpackError):
         decoder.decode(bytes.fromhex("20be"))  # size 0, then 62 is gone
+
+
+def test_a_block_naming_megabytes_by_index_is_refused() -> None:
+    """A few bytes of a header block can name a 4 KiB table entry again and again."""
+    decoder = Decoder()
+    big = b"\x40\x01x\x7f\xa1\x1e" + b"v" * 4000  # x: 4000 v, indexed (4000 = 127 + 33 + 30 * 128)
+    assert decoder.decode(big) == [("x", "v" * 4000)]
+    assert len(decoder.decode(b"\xbe" * 16)) == 16  # 64 KiB and a little: at the limit
+    with pytest.raises(HpackError):
+        decoder.decode(b"\xbe" * 17)

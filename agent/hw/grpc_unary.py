@@ -21,7 +21,7 @@ import threading
 
 from agent.hw import h2_frames as h2
 from agent.hw.grpc_response import RpcError, UnaryResponse
-from agent.hw.hpack import Decoder, HpackError, encode_plain
+from agent.hw.hpack import MAX_HEADER_LIST_SIZE, Decoder, HpackError, encode_plain
 
 MAX_MESSAGE = 16 * 1024 * 1024
 _WINDOW = 32 * 1024 * 1024
@@ -122,7 +122,13 @@ def _request(method: str, request: bytes, left_s: float) -> bytes:
     return b"".join(
         (
             h2.PREFACE,
-            h2.settings({h2.SETTINGS_ENABLE_PUSH: 0, h2.SETTINGS_INITIAL_WINDOW_SIZE: _WINDOW}),
+            h2.settings(
+                {
+                    h2.SETTINGS_ENABLE_PUSH: 0,
+                    h2.SETTINGS_INITIAL_WINDOW_SIZE: _WINDOW,
+                    h2.SETTINGS_MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+                }
+            ),
             h2.window_update(0, _WINDOW - _DEFAULT_WINDOW),
             h2.frame(h2.HEADERS, h2.END_HEADERS, _STREAM, encode_plain(headers)),
             h2.frame(h2.DATA, h2.END_STREAM, _STREAM, message),

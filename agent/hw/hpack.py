@@ -18,6 +18,7 @@ from agent.hw.hpack_huffman import decode as huffman_decode
 
 Header = tuple[str, str]
 DEFAULT_TABLE_SIZE = 4096
+MAX_HEADER_LIST_SIZE = 64 * 1024
 _ENTRY_OVERHEAD = 32  # section 4.1
 _MAX_INTEGER = 1 << 32
 
@@ -55,30 +56,40 @@ class Decoder:
         self._table: deque[Header] = deque()  # newest first: index 62 is _table[0]
         self._used = 0
 
-    def decode(self, block: bytes) -> list[Header]:
+    def decode(self, block: bytes, max_list_size: int = MAX_HEADER_LIST_SIZE) -> list[Header]:
+        """The block's header list; an error past `max_list_size` (sizes as in section 4.1):
+        a few bytes of indices can name kilobytes of the table each."""
         headers: list[Header] = []
-        pos = 0
+        pos = listed = 0
         while pos < len(block):
-            first = block[pos]
-            if first & 0x80:  # 6.1 indexed
-                index, pos = _integer(block, pos, 7)
-                headers.append(self._entry(index))
-            elif first & 0x40:  # 6.2.1 literal with incremental indexing
-                header, pos = self._literal(block, pos, 6)
-                self._add(header)
+            header, pos = self._representation(block, pos, first=not headers)
+            if header is not None:
                 headers.append(header)
-            elif first & 0x20:  # 6.3 dynamic table size update
-                if headers:
-                    raise HpackError("table size update after a header field")
-                size, pos = _integer(block, pos, 5)
-                if size > self.allowed:
-                    raise HpackError(f"table size {size} over {self.allowed}")
-                self.table_size = size
-                self._evict(0)
-            else:  # 6.2.2 without indexing, 6.2.3 never indexed
-                header, pos = self._literal(block, pos, 4)
-                headers.append(header)
+                listed += _size(header)
+                if listed > max_list_size:
+                    raise HpackError(f"a header list over {max_list_size} bytes")
         return headers
+
+    def _representation(self, block: bytes, pos: int, first: bool) -> tuple[Header | None, int]:
+        """One field representation of section 6 (None: a table size update)."""
+        kind = block[pos]
+        if kind & 0x80:  # 6.1 indexed
+            index, pos = _integer(block, pos, 7)
+            return self._entry(index), pos
+        if kind & 0x40:  # 6.2.1 literal with incremental indexing
+            header, pos = self._literal(block, pos, 6)
+            self._add(header)
+            return header, pos
+        if kind & 0x20:  # 6.3 dynamic table size update
+            if not first:
+                raise HpackError("table size update after a header field")
+            size, pos = _integer(block, pos, 5)
+            if size > self.allowed:
+                raise HpackError(f"table size {size} over {self.allowed}")
+            self.table_size = size
+            self._evict(0)
+            return None, pos
+        return self._literal(block, pos, 4)  # 6.2.2 without indexing, 6.2.3 never indexed
 
     def _literal(self, block: bytes, pos: int, prefix: int) -> tuple[Header, int]:
         index, pos = _integer(block, pos, prefix)
