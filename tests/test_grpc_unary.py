@@ -88,56 +88,55 @@ def kubelet(list_script: Script, allocatable_script: Script | None = None) -> Sc
     return script
 
 
-def test_what_real_servers_send_reads_as_the_pods(folder: Path) -> None:
-    def fancy(conn: Connection) -> None:
-        conn.send(
-            h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 5, 16384) + struct.pack(">HI", 4, 65535))
-        )
-        conn.expect(h2.SETTINGS, h2.ACK)
-        conn.send(h2.frame(h2.PING, 0, 0, b"keepaliv"))
-        assert conn.expect(h2.PING, h2.ACK) == b"keepaliv"
-        block = conn.headers([*OK_HEADERS, ("grpc-accept-encoding", "identity,deflate,gzip")])
-        # HEADERS padded (pad length 3) with a priority (5 bytes), the block in three frames
-        first = bytes([3]) + struct.pack(">IB", 0, 15) + block[:4] + b"\0\0\0"
-        conn.send(
-            h2.frame(h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 20)),
-            h2.frame(h2.HEADERS, h2.PADDED | h2.PRIORITY, 1, first),
-            h2.frame(h2.CONTINUATION, 0, 1, block[4:6]),
-            h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[6:]),
-        )
-        body = h2.grpc_message(LIST)
-        for start in range(0, len(body), 100):  # padded DATA frames of 100 bytes
-            conn.send(
-                h2.frame(h2.DATA, h2.PADDED, 1, bytes([7]) + body[start : start + 100] + bytes(7))
-            )
-        block = conn.headers(trailers(0))
-        conn.send(
-            h2.frame(h2.HEADERS, h2.END_STREAM, 1, block[:1]),
-            h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[1:]),
-        )
+def what_real_servers_send(conn: Connection) -> None:
+    conn.send(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HIHI", 5, 16384, 4, 65535)))
+    conn.expect(h2.SETTINGS, h2.ACK)
+    conn.send(h2.frame(h2.PING, 0, 0, b"keepaliv"))
+    assert conn.expect(h2.PING, h2.ACK) == b"keepaliv"
+    block = conn.headers([*OK_HEADERS, ("grpc-accept-encoding", "identity,deflate,gzip")])
+    # HEADERS padded (pad length 3) with a priority (5 bytes), the block in three frames
+    first = bytes([3]) + struct.pack(">IB", 0, 15) + block[:4] + b"\0\0\0"
+    conn.send(
+        h2.frame(h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 20)),
+        h2.frame(h2.HEADERS, h2.PADDED | h2.PRIORITY, 1, first),
+        h2.frame(h2.CONTINUATION, 0, 1, block[4:6]),
+        h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[6:]),
+    )
+    body = h2.grpc_message(LIST)
+    for start in range(0, len(body), 100):  # padded DATA frames of 100 bytes
+        padded = bytes([7]) + body[start : start + 100] + bytes(7)
+        conn.send(h2.frame(h2.DATA, h2.PADDED, 1, padded))
+    block = conn.headers(trailers(0))
+    conn.send(
+        h2.frame(h2.HEADERS, h2.END_STREAM, 1, block[:1]),
+        h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[1:]),
+    )
 
-    server, client = serve(folder, kubelet(fancy))
+
+def test_what_real_servers_send_reads_as_the_pods(folder: Path) -> None:
+    server, client = serve(folder, kubelet(what_real_servers_send))
     try:
         read = client.read({("llm-serving", "qwen-72b-infer-7d9f8"): "uid-1"})
         assert sorted(read.holders) == sorted(GPUS)
         assert {ref.job for refs in read.holders.values() for ref in refs} == {"uid-1"}
         assert read.allocatable == frozenset(GPUS)
         assert not server.errors, server.errors
-        request = server.connections[0].request
-        assert request[":method"] == "POST" and request[":scheme"] == "http"
-        assert request["content-type"] == "application/grpc" and request["te"] == "trailers"
-        assert (
-            request["grpc-timeout"].endswith("m") and 0 < int(request["grpc-timeout"][:-1]) <= 500
-        )
-        settings = [f for f in server.connections[0].frames if f[0] == h2.SETTINGS and not f[1]]
-        window = dict(struct.iter_unpack(">HI", settings[0][3]))[4]
-        updates = [
-            f for f in server.connections[0].frames if f[0] == h2.WINDOW_UPDATE and f[2] == 0
-        ]
-        connection_window = 65535 + struct.unpack(">I", updates[0][3])[0]
-        assert min(window, connection_window) >= 16 * 1024 * 1024 + 5  # a 16 MiB answer flows
+        assert_a_grpc_request(server.connections[0])
     finally:
         server.close()
+
+
+def assert_a_grpc_request(conn: Connection) -> None:
+    """The request as gRPC's PROTOCOL-HTTP2 has it, with windows a 16 MiB answer fits in."""
+    request = conn.request
+    assert request[":method"] == "POST" and request[":scheme"] == "http"
+    assert request["content-type"] == "application/grpc" and request["te"] == "trailers"
+    assert request["grpc-timeout"].endswith("m") and 0 < int(request["grpc-timeout"][:-1]) <= 500
+    settings = [f for f in conn.frames if f[0] == h2.SETTINGS and not f[1]]
+    window = dict(struct.iter_unpack(">HI", settings[0][3]))[4]
+    updates = [f for f in conn.frames if f[0] == h2.WINDOW_UPDATE and f[2] == 0]
+    connection_window = 65535 + struct.unpack(">I", updates[0][3])[0]
+    assert min(window, connection_window) >= 16 * 1024 * 1024 + 5
 
 
 def trailers_only(status: int) -> Script:

@@ -9,10 +9,7 @@ hanging or garbled kubelet leaves the processes' attribution and a metric that s
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -289,29 +286,3 @@ def test_pods_sharing_a_time_sliced_gpu_are_all_on_it(node: Node) -> None:
         ("team-a/jupyter-a-0", "team-a", "jupyter-a-0", "lab"),
         ("team-b/jupyter-b-0", "team-b", "jupyter-b-0", "lab"),
     ]
-
-
-_READ_IN_A_FRESH_INTERPRETER = """
-import json, sys
-from agent.hw.pod_resources import PodResourcesClient
-answer = PodResourcesClient(sys.argv[1]).read()
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "h2", "hpack")
-                or m.startswith("google.protobuf"))
-print(json.dumps({"gpus": sorted(answer.holders), "allocatable": sorted(answer.allocatable),
-                  "loaded": loaded}))
-"""
-
-
-def test_the_agent_reads_the_kubelet_without_grpc_or_protobuf(node: Node) -> None:
-    """grpcio and protobuf cost about 18 MiB resident: the agent's process never loads them."""
-    uuids = node.uuids()
-    node.serve(Kubelet(uuids))
-    done = subprocess.run(
-        [sys.executable, "-c", _READ_IN_A_FRESH_INTERPRETER, str(node.socket)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    read = json.loads(done.stdout)
-    assert read == {"gpus": sorted(uuids), "allocatable": sorted(uuids), "loaded": []}

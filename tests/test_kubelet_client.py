@@ -1,9 +1,13 @@
-"""Big answers from a real gRPC server (grpcio's C-core, as the other kubelet tests serve) reach
-the agent whole: thousands of pods in many DATA frames, flow control carrying an answer near
-dcgm-exporter's 16 MiB limit, and one over it refused as a bad answer."""
+"""The agent's kubelet client against a real gRPC server (grpcio's C-core, as the other kubelet
+tests serve): it never loads grpcio or protobuf itself, and big answers reach it whole:
+thousands of pods in many DATA frames, flow control carrying an answer near dcgm-exporter's
+16 MiB limit, and one over it refused as a bad answer."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent import futures
@@ -81,3 +85,32 @@ def test_an_answer_near_16_mib_flows_and_one_over_it_is_refused(socket_path: Pat
         assert failed.value.reason == "bad_answer"
     finally:
         server.stop(grace=0)
+
+
+_READ_IN_A_FRESH_INTERPRETER = """
+import json, sys
+from agent.hw.pod_resources import PodResourcesClient
+answer = PodResourcesClient(sys.argv[1]).read()
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "h2", "hpack")
+                or m.startswith("google.protobuf"))
+print(json.dumps({"gpus": sorted(answer.holders), "allocatable": sorted(answer.allocatable),
+                  "loaded": loaded}))
+"""
+
+
+def test_the_agent_reads_the_kubelet_without_grpc_or_protobuf(socket_path: Path) -> None:
+    """grpcio and protobuf cost about 18 MiB resident: the agent's process never loads them."""
+    kubelet = Kubelet(UUIDS)
+    server = served(kubelet, socket_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _READ_IN_A_FRESH_INTERPRETER, str(socket_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        server.stop(grace=0)
+    read = json.loads(done.stdout)
+    assert read == {"gpus": sorted(UUIDS), "allocatable": sorted(UUIDS), "loaded": []}
