@@ -1,10 +1,11 @@
 """A GPU a pod or a Slurm job holds is that job's, whether or not a process of it runs there.
 
-The kubelet is a real gRPC server on a unix socket serving the PodResources v1 proto the agent
-ships (`suanli_sim/podresources_v1`), with the pods a GPU node shows: a vLLM pod running on GPUs
-0-3, a notebook pod holding GPUs 4-7 with nothing running yet, and pods without devices. The
-node is the simulator's 8x H100 under the whole agent (`agent.app.build`). A missing, refusing,
-hanging or garbled kubelet leaves the processes' attribution and a metric that says why.
+The kubelet is a real gRPC server (grpcio) on a unix socket serving the kubelet's PodResources
+v1 proto (`suanli_sim/podresources_v1`) to the agent's own client, with the pods a GPU node
+shows: a vLLM pod running on GPUs 0-3, a notebook pod holding GPUs 4-7 with nothing running
+yet, and pods without devices. The node is the simulator's 8x H100 under the whole agent
+(`agent.app.build`). A missing, refusing, hanging or garbled kubelet leaves the processes'
+attribution and a metric that says why.
 """
 
 from __future__ import annotations

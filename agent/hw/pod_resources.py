@@ -16,7 +16,8 @@ is `JobRef("kubernetes", <uid>)`; one that is not is `JobRef("kubernetes", "<nam
 
 The calls go through the standard library alone (`agent.hw.grpc_unary`, HTTP/2 and HPACK by
 hand; `agent.hw.podresources_wire`, protobuf's wire format by hand): grpcio and protobuf would
-add about 18 MiB to the agent's resident memory on every Kubernetes node. Every failure is a
+add about 18 MiB to the agent's resident memory on every Kubernetes node. Each call has its
+own connection and one deadline (`timeout_s`), connecting included. Every failure is a
 `KubeletError` with a short reason for the status metric; nothing here logs.
 """
 
