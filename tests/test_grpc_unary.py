@@ -10,6 +10,8 @@ metric as the reason an operator reads. Answers are encoded by protobuf's genera
 
 from __future__ import annotations
 
+import random
+import socket
 import struct
 import tempfile
 import time
@@ -255,3 +257,40 @@ def test_a_kubelet_that_never_answers_times_out_within_the_deadline(
         assert 0.5 <= took < 0.7, took  # one deadline of 0.5 s for the whole call
     finally:
         server.close()
+
+
+def random_frames(rng: random.Random) -> bytes:
+    """A few frames of any type, flags and stream, mostly garbage, after a real response's
+    headers half of the time; then the server hangs up."""
+    frames = [h2.frame(h2.SETTINGS, 0, 0)]
+    if rng.random() < 0.5:
+        frames.append(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, bytes.fromhex("88")))  # :status 200
+    for _ in range(rng.randint(1, 6)):
+        payload = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 4, 5, 8, 9, 30])))
+        kind = rng.randrange(11)
+        frames.append(h2.frame(kind, rng.randrange(256), rng.choice([0, 1, 1, 3]), payload))
+    return b"".join(frames)
+
+
+def test_random_frames_give_an_answer_or_a_reason_never_a_crash(folder: Path) -> None:
+    rng = random.Random(9113)
+
+    def script(conn: Connection) -> None:
+        conn.send(random_frames(rng))
+        conn.sock.shutdown(socket.SHUT_WR)
+
+    server, client = serve(folder, kubelet(script))
+    reasons: set[str] = set()
+    try:
+        for _ in range(300):
+            started = time.monotonic()
+            try:
+                client.read()
+                reasons.add("ok")
+            except KubeletError as err:
+                reasons.add(err.reason)
+            assert time.monotonic() - started < 0.7
+    finally:
+        server.close()
+    assert not server.errors, server.errors
+    assert {"refused", "bad_answer"} <= reasons <= {"ok", "refused", "bad_answer", "timeout"}

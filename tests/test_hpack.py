@@ -140,3 +140,17 @@ def test_a_block_naming_megabytes_by_index_is_refused() -> None:
     assert len(decoder.decode(b"\xbe" * 16)) == 16  # 64 KiB and a little: at the limit
     with pytest.raises(HpackError):
         decoder.decode(b"\xbe" * 17)
+
+
+def test_random_bytes_decode_or_are_a_decoding_error() -> None:
+    rng = random.Random(41)
+    decoder = Decoder()
+    decoded = 0
+    for _ in range(20_000):
+        block = bytes(rng.randrange(256) for _ in range(rng.randint(1, 12)))
+        try:
+            decoder.decode(block)
+            decoded += 1
+        except HpackError:
+            decoder = Decoder()  # a decoding error ends the connection (RFC 7541 section 2.3.3)
+    assert 500 < decoded < 19_000  # both outcomes, and nothing else raised

@@ -86,7 +86,7 @@ class UnaryResponse:
         status = trailers.get("grpc-status")
         if status is None:
             raise RpcError("INTERNAL", "the stream ended without a grpc-status")
-        code = int(status) if status.isdigit() else -1
+        code = _number(status, -1)
         if code != 0:
             name = STATUS_NAMES[code] if 0 < code < len(STATUS_NAMES) else "UNKNOWN"
             raise RpcError(name, unquote(trailers.get("grpc-message", "")))
@@ -98,8 +98,13 @@ class UnaryResponse:
 def _check_response_headers(fields: dict[str, str], trailers_only: bool) -> None:
     status = fields.get(":status", "")
     if status != "200":
-        code = int(status) if status.isdigit() else 0
+        code = _number(status, 0)
         raise RpcError(_HTTP_STATUS.get(code, "UNKNOWN"), f"HTTP status {status or 'missing'}")
     content_type = fields.get("content-type", "")
     if not trailers_only and not content_type.startswith("application/grpc"):
         raise RpcError("UNKNOWN", f"content-type {content_type or 'missing'}")
+
+
+def _number(text: str, otherwise: int) -> int:
+    """A header's decimal number (ASCII digits only: "²" is a digit to `str.isdigit`)."""
+    return int(text) if text.isascii() and text.isdigit() else otherwise
