@@ -22,9 +22,9 @@ from typing import Any
 
 import grpc
 
-from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
 from suanli_sim.fake_jobs import JobSpec
 from suanli_sim.fake_nvml import FakeNvml
+from suanli_sim.podresources_v1 import api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import grpc
 
 from agent.app import Agent, build
 from agent.config import Config, with_overrides
-from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
 from agent.sampler import Snapshot
 from suanli_sim.fake_nvml import FakeNvml
 from suanli_sim.fake_scenario import load_scenario, parse_scenario
 from suanli_sim.host import simulated_parts
+from suanli_sim.podresources_v1 import api_pb2, api_pb2_grpc
 from tests.gpu_helpers import SimClock
 
 QWEN_UID = "3f6c2a8e-9b1d-4c7e-a5f0-2d8b6e4c1a97"

@@ -127,3 +127,12 @@ def test_hardware_access_and_collectors_import_downward_only() -> None:
         forbidden = upward.get(_layer(module), ())
         wrong = {m for m in runtime_imports(path) if m.startswith(forbidden)}
         assert not wrong, f"{module} imports {sorted(wrong)}"
+
+
+def test_the_daemon_never_imports_grpc_or_protobuf() -> None:
+    """The kubelet is read by hand (agent/hw/grpc_unary.py, podresources_wire.py): grpcio and
+    protobuf would cost about 18 MiB resident on every Kubernetes node."""
+    heavy = ("grpc", "google", "h2", "hpack")
+    for path in AGENT.rglob("*.py"):
+        wrong = {m for m in imported_modules(path) if m.split(".")[0] in heavy}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"

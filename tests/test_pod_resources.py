@@ -1,16 +1,16 @@
 """A GPU a pod or a Slurm job holds is that job's, whether or not a process of it runs there.
 
-The kubelet is a real gRPC server on a unix socket serving the PodResources v1 proto the agent
-ships (`agent/hw/podresources_v1`), with the pods a GPU node shows: a vLLM pod running on GPUs
-0-3, a notebook pod holding GPUs 4-7 with nothing running yet, and pods without devices. The
-node is the simulator's 8x H100 under the whole agent (`agent.app.build`). A missing, refusing,
-hanging or garbled kubelet leaves the processes' attribution and a metric that says why.
+The kubelet is a real gRPC server (grpcio) on a unix socket serving the kubelet's PodResources
+v1 proto (`suanli_sim/podresources_v1`) to the agent's own client, with the pods a GPU node
+shows: a vLLM pod running on GPUs 0-3, a notebook pod holding GPUs 4-7 with nothing running
+yet, and pods without devices. The node is the simulator's 8x H100 under the whole agent
+(`agent.app.build`). A missing, refusing, hanging or garbled kubelet leaves the processes'
+attribution and a metric that says why.
 """
 
 from __future__ import annotations
 
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -287,11 +287,3 @@ def test_pods_sharing_a_time_sliced_gpu_are_all_on_it(node: Node) -> None:
         ("team-a/jupyter-a-0", "team-a", "jupyter-a-0", "lab"),
         ("team-b/jupyter-b-0", "team-b", "jupyter-b-0", "lab"),
     ]
-
-
-def test_an_agent_installed_without_grpcio_says_so(
-    node: Node, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    node.serve(Kubelet(node.uuids()))
-    monkeypatch.setitem(sys.modules, "grpc", None)  # `import grpc` fails as if not installed
-    assert_processes_only(node.wait_for("no_grpc"))

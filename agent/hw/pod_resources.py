@@ -14,8 +14,11 @@ The API gives namespace and name only; the kubelet's log directory
 `/var/log/pods/<namespace>_<name>_<uid>` (under the host root) gives the UID. A pod found there
 is `JobRef("kubernetes", <uid>)`; one that is not is `JobRef("kubernetes", "<namespace>/<name>")`.
 
-grpc is imported only when a socket is there to be read. Every failure is a `KubeletError` with
-a short reason for the status metric; nothing here logs.
+The calls go through the standard library alone (`agent.hw.grpc_unary`, HTTP/2 and HPACK by
+hand; `agent.hw.podresources_wire`, protobuf's wire format by hand): grpcio and protobuf would
+add about 18 MiB to the agent's resident memory on every Kubernetes node. Each call has its
+own connection and one deadline (`timeout_s`), connecting included. Every failure is a
+`KubeletError` with a short reason for the status metric; nothing here logs.
 """
 
 from __future__ import annotations
@@ -23,17 +26,29 @@ from __future__ import annotations
 import os
 import stat
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from agent.hw.cgroups import JobRef
+from agent.hw.grpc_response import RpcError
+from agent.hw.grpc_unary import MAX_MESSAGE, UnaryClient
+from agent.hw.podresources_wire import (
+    ContainerDevices,
+    PodResources,
+    WireError,
+    allocatable_response,
+    list_response,
+)
 
 KUBELET_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
-_MAX_MESSAGE = 16 * 1024 * 1024  # dcgm-exporter's limit for a List answer
+_MAX_MESSAGE = MAX_MESSAGE  # 16 MiB: dcgm-exporter's limit for a List answer
+_LIST = "/v1.PodResourcesLister/List"
+_ALLOCATABLE = "/v1.PodResourcesLister/GetAllocatableResources"
 _UID_LEN = 36
+T = TypeVar("T")
 
 
 def is_gpu_resource(name: str) -> bool:
@@ -67,33 +82,25 @@ _REASONS = {
 
 
 class PodResourcesClient:
-    """One channel to the kubelet, made again after any failure (so a restarted kubelet is found
-    at the next call, not after gRPC's reconnect backoff)."""
+    """Calls to the kubelet, each on a connection of its own (a restarted kubelet is found at the
+    next call)."""
 
     def __init__(self, socket_path: str = KUBELET_SOCKET, timeout_s: float = 1.0) -> None:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
-        self._channel: Any = None
-        self._stub: Any = None
+        self._client = UnaryClient(socket_path, _MAX_MESSAGE)
 
     def read(self, pod_uids: dict[tuple[str, str], str] | None = None) -> KubeletAnswer:
         """The pods' GPUs now. Raises `KubeletError`; takes at most two deadlines."""
+        self._check_socket()
+        pods = self._call(_LIST, list_response)
         try:
-            self._check_socket()
-            stub, pb2 = self._connect()
-            listed = self._call(stub.List, pb2.ListPodResourcesRequest())
-            try:
-                allocatable: Any = self._call(
-                    stub.GetAllocatableResources, pb2.AllocatableResourcesRequest()
-                )
-            except KubeletError as err:
-                if err.reason in ("refused", "timeout"):
-                    raise
-                allocatable = None  # before 1.23, or its feature gate off: List still counts
-            return KubeletAnswer(holders(listed.pod_resources, pod_uids or {}), ids(allocatable))
-        except KubeletError:
-            self.close()
-            raise
+            devices = self._call(_ALLOCATABLE, allocatable_response)
+        except KubeletError as err:
+            if err.reason in ("refused", "timeout"):
+                raise
+            devices = None  # before 1.23, or its feature gate off: List still counts
+        return KubeletAnswer(holders(pods, pod_uids or {}), ids(devices))
 
     def _check_socket(self) -> None:
         try:
@@ -107,39 +114,22 @@ class PodResourcesClient:
         if not os.access(self.socket_path, os.R_OK | os.W_OK):
             raise KubeletError("permission", f"cannot connect to {self.socket_path}")
 
-    def _connect(self) -> tuple[Any, Any]:
+    def _call(self, method: str, decode: Callable[[bytes], T]) -> T:
+        """The answer of `method` to an empty request, decoded."""
         try:
-            import grpc
-
-            from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
-        except Exception as err:  # not installed, or grpcio/protobuf older than the generated code
-            raise KubeletError("no_grpc", f"{type(err).__name__}: {err}") from None
-        if self._stub is None:
-            options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
-            self._channel = grpc.insecure_channel(f"unix://{self.socket_path}", options=options)
-            self._stub = api_pb2_grpc.PodResourcesListerStub(self._channel)  # type: ignore[no-untyped-call]
-        return self._stub, api_pb2
-
-    def _call(self, method: Any, request: Any) -> Any:
-        import grpc
-
-        try:
-            return method(request, timeout=self.timeout_s)
-        except grpc.RpcError as err:
-            code = err.code() if callable(getattr(err, "code", None)) else None
-            name = getattr(code, "name", "UNKNOWN")
-            raise KubeletError(_REASONS.get(name, "bad_answer"), name) from None
-        except Exception as err:  # an answer that does not decode
-            raise KubeletError("bad_answer", type(err).__name__) from None
+            return decode(self._client.call(method, b"", self.timeout_s))
+        except RpcError as err:
+            raise KubeletError(_REASONS.get(err.status, "bad_answer"), str(err)) from None
+        except WireError as err:
+            raise KubeletError("bad_answer", str(err)) from None
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        self._channel = self._stub = None
+        """End a call in flight (another thread's) at once."""
+        self._client.cancel()
 
 
 def holders(
-    pods: Iterable[Any], pod_uids: dict[tuple[str, str], str]
+    pods: Iterable[PodResources], pod_uids: dict[tuple[str, str], str]
 ) -> dict[str, tuple[JobRef, ...]]:
     """GPU device id -> one JobRef per container holding it (a `List` answer's pods)."""
     found: defaultdict[str, list[JobRef]] = defaultdict(list)
@@ -158,13 +148,13 @@ def holders(
     return {device_id: tuple(refs) for device_id, refs in found.items()}
 
 
-def ids(allocatable: Any) -> frozenset[str] | None:
-    """The GPU device ids of a `GetAllocatableResources` answer."""
+def ids(allocatable: Iterable[ContainerDevices] | None) -> frozenset[str] | None:
+    """The GPU device ids of a `GetAllocatableResources` answer's devices."""
     if allocatable is None:
         return None
     return frozenset(
         _physical(device_id)
-        for device in allocatable.devices
+        for device in allocatable
         if is_gpu_resource(device.resource_name)
         for device_id in device.device_ids
     )
