@@ -115,7 +115,7 @@ METHOD = """\
 - The read cycle at an H200's call latencies uses the medians of the agent's own calls on a
   real H200 (docs/hardware-validation.md). Scenarios on a driver before 580 (h100-8, h100-64,
   procs-500) have no PCIe byte-counter fields, so each GPU also samples PCIe throughput for
-  2 × 21 ms; on a real H200 with driver 580 one GPU's cycle took 15.4 ms.
+  2 x 21 ms; on a real H200 with driver 580 one GPU's cycle took 15.4 ms.
 """
 
 
