@@ -9,6 +9,7 @@ node of the fleet simulator (`inline`: read in the fleet's sampling threads).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +78,6 @@ def simulated_parts(
     write_pci_devices(scenario, str(sysfs))
     procfs = root / "proc"
     nvml = _binding(fake) if c_abi else fake
-    log_class = InlineKernelLog if inline else KernelLog
-
-    def infiniband(counters: tuple[str, ...] | None) -> InfinibandReader:
-        return FakeInfinibandReader(
-            str(sysfs), scenario.infiniband, scenario.seed, fake.now, counters
-        )
-
-    def kernel_log(ledger: XidLedger) -> KernelLog:
-        writer = FakeKmsg(fake, str(root / "kmsg"))
-        return log_class(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
-
     return Parts(
         nvml=nvml,
         nvml_probe=fork_runner(nvml) if c_abi else inline_runner(fake),
@@ -95,10 +85,35 @@ def simulated_parts(
         rapl=rapl[0] if rapl else None,
         power_sysfs=rapl[1] if rapl else None,
         sysfs=str(sysfs),
-        infiniband=infiniband,
-        kernel_log=kernel_log,
+        infiniband=_infiniband(fake, sysfs),
+        kernel_log=_kernel_log(fake, root, inline),
         jobs_procfs=str(procfs),
         jobs_host_root=str(root),
         before_jobs_read=FakeProcfs(scenario, procfs, clock=fake.now).sync,
         inline=inline,
     )
+
+
+def _infiniband(
+    fake: FakeNvml, sysfs: Path
+) -> Callable[[tuple[str, ...] | None], InfinibandReader]:
+    """The reader of the node's simulated InfiniBand ports, under `sysfs`."""
+
+    def infiniband(counters: tuple[str, ...] | None) -> InfinibandReader:
+        scenario = fake.scenario
+        return FakeInfinibandReader(
+            str(sysfs), scenario.infiniband, scenario.seed, fake.now, counters
+        )
+
+    return infiniband
+
+
+def _kernel_log(fake: FakeNvml, root: Path, inline: bool) -> Callable[[XidLedger], KernelLog]:
+    """The node's simulated kernel log (`root/kmsg`), read in the sampling thread if `inline`."""
+    log_class = InlineKernelLog if inline else KernelLog
+
+    def kernel_log(ledger: XidLedger) -> KernelLog:
+        writer = FakeKmsg(fake, str(root / "kmsg"))
+        return log_class(str(writer.path), "", ledger, follower=lambda: FakeKmsgFollower(writer))
+
+    return kernel_log
