@@ -20,8 +20,11 @@ a short reason for the status metric; nothing here logs.
 
 from __future__ import annotations
 
+import atexit
 import os
 import stat
+import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,13 +71,18 @@ _REASONS = {
 
 class PodResourcesClient:
     """One channel to the kubelet, made again after any failure (so a restarted kubelet is found
-    at the next call, not after gRPC's reconnect backoff)."""
+    at the next call, not after gRPC's reconnect backoff). `close()` is final: a call in flight
+    is cancelled and no channel is made after it, even by a thread still reading; a client
+    still open when the interpreter exits is closed then, before Python tears down (a gRPC
+    channel left open past that can abort the process)."""
 
     def __init__(self, socket_path: str = KUBELET_SOCKET, timeout_s: float = 1.0) -> None:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
         self._channel: Any = None
         self._stub: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def read(self, pod_uids: dict[tuple[str, str], str] | None = None) -> KubeletAnswer:
         """The pods' GPUs now. Raises `KubeletError`; takes at most two deadlines."""
@@ -92,7 +100,7 @@ class PodResourcesClient:
                 allocatable = None  # before 1.23, or its feature gate off: List still counts
             return KubeletAnswer(holders(listed.pod_resources, pod_uids or {}), ids(allocatable))
         except KubeletError:
-            self.close()
+            self._drop_channel()
             raise
 
     def _check_socket(self) -> None:
@@ -114,11 +122,15 @@ class PodResourcesClient:
             from agent.hw.podresources_v1 import api_pb2, api_pb2_grpc
         except Exception as err:  # not installed, or grpcio/protobuf older than the generated code
             raise KubeletError("no_grpc", f"{type(err).__name__}: {err}") from None
-        if self._stub is None:
-            options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
-            self._channel = grpc.insecure_channel(f"unix://{self.socket_path}", options=options)
-            self._stub = api_pb2_grpc.PodResourcesListerStub(self._channel)  # type: ignore[no-untyped-call]
-        return self._stub, api_pb2
+        with self._lock:
+            if self._closed:
+                raise KubeletError("closed", "the agent is stopping")
+            if self._stub is None:
+                options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
+                self._channel = grpc.insecure_channel(f"unix://{self.socket_path}", options=options)
+                self._stub = api_pb2_grpc.PodResourcesListerStub(self._channel)  # type: ignore[no-untyped-call]
+                _close_at_exit(self)
+            return self._stub, api_pb2
 
     def _call(self, method: Any, request: Any) -> Any:
         import grpc
@@ -133,9 +145,34 @@ class PodResourcesClient:
             raise KubeletError("bad_answer", type(err).__name__) from None
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        self._channel = self._stub = None
+        with self._lock:
+            self._closed = True
+        self._drop_channel()
+
+    def _drop_channel(self) -> None:
+        with self._lock:
+            channel, self._channel, self._stub = self._channel, None, None
+            _OPEN.discard(self)
+        if channel is not None:
+            channel.close()
+
+
+_OPEN: weakref.WeakSet[PodResourcesClient] = weakref.WeakSet()  # clients with a channel
+_EXIT_HOOK: list[bool] = []
+
+
+def _close_at_exit(client: PodResourcesClient) -> None:
+    """Remember an open client; at exit, close every one still open. The hook is registered
+    after grpc is imported, so it runs before anything grpc registers."""
+    _OPEN.add(client)
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(_close_all)
+
+
+def _close_all() -> None:
+    for client in list(_OPEN):
+        client.close()
 
 
 def holders(
