@@ -63,6 +63,6 @@ def build(config: Config, *, parts: Parts | None = None, hostname: str | None = 
     )
     collectors = registry.build_collectors(context)
     specs = [spec for collector in collectors for spec in collector.specs()]
-    sampler = Sampler(collectors, config.interval, inline=parts.inline)
+    sampler = Sampler(collectors, config.interval, inline=parts.inline, on_stop=parts.stop)
     compat = DcgmCompat(hostname) if config.exposition.dcgm_compat else None
     return Agent(config, collectors, sampler, Renderer(specs, compat))

@@ -31,3 +31,5 @@ class Parts:
     # makes risky NVML calls in a child: (its output, exit status); None: a new interpreter
     nvml_probe: Callable[[list[str]], tuple[str, int]] | None = None
     inline: bool = False  # read everything in the sampling thread (a fleet in one process)
+    # stops what a simulated node runs beside the agent (its kubelet); called when the sampler stops
+    stop: Callable[[], None] | None = None

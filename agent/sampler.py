@@ -70,10 +70,13 @@ class Sampler:
         monotonic: Callable[[], float] = time.monotonic,
         on_cycle: Callable[[Snapshot], None] | None = None,
         inline: bool = False,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         """`inline`: collect in the thread that calls `sample_once`, with no deadline (the
-        simulator, which samples many nodes from a few threads); else one thread per collector."""
+        simulator, which samples many nodes from a few threads); else one thread per collector.
+        `on_stop`: called by `stop()` once the collectors are closed (`Parts.stop`)."""
         self.collectors = list(collectors)
+        self._on_stop = on_stop
         self._inline = inline
         self.interval = interval
         self._clock = clock
@@ -291,3 +294,5 @@ class Sampler:
                 log.warning("closing collector %s: %s", collector.name, err)
         for worker in self._workers.values():
             worker.close()  # its thread ends now, or when a hung call returns
+        if self._on_stop is not None:
+            self._on_stop()

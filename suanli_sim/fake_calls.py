@@ -21,10 +21,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from suanli_sim.binding import pynvml
 from suanli_sim.fake_device import FakeGpu, fail
+from suanli_sim.fake_faults import Fault
 from suanli_sim.fake_functions import SYMBOLS
 from suanli_sim.fake_latency import call_seconds
 from suanli_sim.fake_mig_device import MigDevice
-from suanli_sim.fake_scenario import Fault, Scenario
+from suanli_sim.fake_scenario import Scenario
 
 P = pynvml
 _P = ParamSpec("_P")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from suanli_sim.binding import pynvml
+from suanli_sim.fake_faults import Fault
 from suanli_sim.fake_mig import MAX_MIG_DEVICES
 from suanli_sim.fake_mig_device import gpu_activity, mig_devices, uuid_from
 from suanli_sim.fake_models import MODELS, Clocks
 from suanli_sim.fake_processes import FakeProcess, UnitProcesses, scenario_processes
-from suanli_sim.fake_scenario import Fault, GpuSpec, Scenario
+from suanli_sim.fake_scenario import GpuSpec, Scenario
 from suanli_sim.fake_workload import TICK, Tick, Windows, Workload, mix, unit
 
 P = pynvml

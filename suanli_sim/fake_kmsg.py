@@ -26,8 +26,8 @@ from pathlib import Path
 
 from agent.hw.kmsg import KmsgFollower, KmsgRecord
 from suanli_sim.fake_events import timeline
+from suanli_sim.fake_faults import Fault
 from suanli_sim.fake_nvml import FakeNvml
-from suanli_sim.fake_scenario import Fault
 from suanli_sim.fake_sysfs import NVSWITCH_BUSES, gpu_addresses
 
 MESSAGES = {

@@ -7,15 +7,23 @@ plugin's mixed strategy). A job with `processes_per_gpu: 0` holds its GPUs and r
 the kubelet knows it. `GetAllocatableResources` offers every GPU (or MIG device) that is not
 lost. The kubelet's `/var/log/pods/<namespace>_<pod>_<uid>` directories are written too.
 
-Started by `suanli_sim.host.simulated_parts` (and the fleet's runtime, for its MIG nodes) for a
-scenario with `kubelet: true` (off by default: the gRPC server and the agent's gRPC client would add
-about 20 MiB to the process the benchmarks measure), served until the process ends; the socket is
-`<root>/var/lib/kubelet/pod-resources/kubelet.sock`, where the agent looks on a simulated node.
+Started by `suanli_sim.host.simulated_parts` (for the fleet's runtime, on its MIG nodes) for a
+scenario with `kubelet: true` (off by default: the gRPC server, grpcio and protobuf, would add
+about 20 MiB to the process the benchmarks measure; the agent's own client loads neither); the
+socket is `<root>/var/lib/kubelet/pod-resources/kubelet.sock`,
+where the agent looks on a simulated node.
+
+It is stopped with the agent that reads it (`Parts.stop`), and whatever still serves when the
+interpreter exits (an unexpected error) is stopped then, before Python tears down: a gRPC server
+left running past that, or in a process that forks (subprocess with `preexec_fn`), can abort the
+process with "epoll_wait error: Bad file descriptor".
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -29,7 +37,7 @@ from suanli_sim.podresources_v1 import api_pb2, api_pb2_grpc
 log = logging.getLogger(__name__)
 
 SOCKET = "var/lib/kubelet/pod-resources/kubelet.sock"
-_SERVING: list[Any] = []  # a gRPC server that is garbage-collected stops serving
+STOP_WAIT_S = 5.0  # stop() waits this long at most for the server's threads to end
 KUBERNETES = ("kubernetes", "kubernetes-v1")
 
 
@@ -77,7 +85,40 @@ class FakeKubelet(api_pb2_grpc.PodResourcesListerServicer):
         )
 
 
-def serve_kubelet(fake: FakeNvml, root: Path) -> Any:
+class SimulatedKubelet:
+    """A running simulated kubelet; `stop()` (idempotent) ends its gRPC server and its threads."""
+
+    def __init__(self, server: grpc.Server, executor: futures.ThreadPoolExecutor) -> None:
+        self.server = server
+        self.executor = executor
+        with _LOCK:
+            _RUNNING.add(self)
+
+    def stop(self) -> None:
+        with _LOCK:
+            if self not in _RUNNING:
+                return
+            _RUNNING.discard(self)
+        self.server.stop(grace=None).wait(STOP_WAIT_S)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+_RUNNING: set[SimulatedKubelet] = set()
+_LOCK = threading.Lock()
+
+
+def _stop_all() -> None:
+    """Every kubelet still serving when the interpreter exits (after an unexpected error)."""
+    with _LOCK:
+        running = list(_RUNNING)
+    for kubelet in running:
+        kubelet.stop()
+
+
+atexit.register(_stop_all)  # after `import grpc`: runs before anything grpc registers
+
+
+def serve_kubelet(fake: FakeNvml, root: Path) -> SimulatedKubelet | None:
     """Start the simulated kubelet under `root`; None (logged) when the socket cannot be made."""
     kubelet = FakeKubelet(fake)
     for job in kubelet.jobs:
@@ -87,13 +128,15 @@ def serve_kubelet(fake: FakeNvml, root: Path) -> Any:
         )
     socket = root / SOCKET
     socket.parent.mkdir(parents=True, exist_ok=True)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="simulated-kubelet")
+    server = grpc.server(executor)
     api_pb2_grpc.add_PodResourcesListerServicer_to_server(kubelet, server)  # type: ignore[no-untyped-call]
     try:
         server.add_insecure_port(f"unix://{socket}")
     except RuntimeError as err:  # a socket path over 107 bytes
         log.warning("simulated kubelet not started: %s", err)
+        server.stop(grace=None)
+        executor.shutdown(wait=False)
         return None
     server.start()
-    _SERVING.append(server)
-    return server
+    return SimulatedKubelet(server, executor)

@@ -22,16 +22,11 @@ A scenario file (built-in ones live in `suanli_sim/scenarios/<name>.yaml`)::
       - {kind: missing, gpu: 6}                         # failed at boot: on the bus, not listed
       - {kind: fabric_incomplete, gpu: 1, at: 10}       # NVSwitch fabric registration stuck
       - {kind: sxid, at: 40, switch: 1, link: 48, code: 20034, fatal: true}
-
-`sxid` writes the NVSwitch driver's kernel-log line for an SXid on switch `switch` (0-3, the
-four NVSwitches of an HGX board, at the PCI buses of fake_sysfs.NVSWITCH_BUSES), `link` (its
-NVLink port, default 0), `code`, `fatal` (default false: "Non-fatal"), `count` times (a burst);
-see fake_kmsg. Scenarios without NVLink GPUs have no NVSwitch, so the line names a switch that
-is not on the bus, as a driver never would: use it on HGX scenarios.
     jobs:                               # who runs where, when (see fake_jobs)
       - {id: "1320003", scheduler: slurm-v2, gpus: [0, 1], start: 30, end: 900}
 
-Every problem raises `ScenarioError` with a one-line message naming its YAML path.
+Faults are parsed by `fake_faults`. Every problem raises `ScenarioError` with a one-line message
+naming its YAML path.
 """
 
 from __future__ import annotations
@@ -44,23 +39,15 @@ from typing import Any
 import yaml
 
 from agent import safe_yaml
+from suanli_sim.fake_faults import Fault, parse_faults
 from suanli_sim.fake_jobs import JobSpec, Process, parse_jobs, parse_processes
 from suanli_sim.fake_mig import MigSpec, parse_mig
 from suanli_sim.fake_models import MODELS, model_names
 from suanli_sim.fake_workload import WORKLOADS
-from suanli_sim.fake_yaml import (
-    FAULT_FIELDS,
-    ScenarioError,
-    int_list,
-    mapping,
-    number,
-    optional,
-    typed,
-)
+from suanli_sim.fake_yaml import ScenarioError, int_list, mapping, optional, typed
 
 __all__ = [
     "WORKLOADS",
-    "Fault",
     "GpuSpec",
     "JobSpec",
     "MigSpec",
@@ -70,48 +57,11 @@ __all__ = [
     "load_scenario",
 ]
 
-_COMMON = {"kind", "at", "until", "duration", "gpu", "gpus"}
-FAULT_KEYS: dict[str, set[str]] = {
-    "gpu_lost": _COMMON,
-    "error_storm": _COMMON | {"functions", "error"},
-    "slow_call": _COMMON | {"functions", "seconds"},
-    "nvml_absent": {"kind", "until"},
-    "driver_not_loaded": {"kind", "until"},
-    "not_supported": _COMMON | {"functions"},
-    "missing_functions": {"kind", "functions"},
-    "xid": {"kind", "at", "gpu", "gpus", "code", "count"},  # count: a burst of identical XIDs
-    "ecc": {"kind", "at", "gpu", "gpus", "corrected", "uncorrected"},
-    "row_remap_pending": _COMMON,
-    "row_remap_failure": {"kind", "at", "gpu", "gpus"},
-    "pcie_degraded": _COMMON | {"generation", "width"},
-    "thermal": _COMMON | {"temperature", "hw"},
-    "nvlink_down": _COMMON | {"links"},
-    "recovery_action": _COMMON | {"action"},
-    "events_unsupported": {"kind", "gpu", "gpus"},  # event registration answers NOT_SUPPORTED
-    "hang": _COMMON | {"functions"},  # calls on the GPU's handle block while it lasts
-    # the process making the call dies (SIGABRT), as a real driver's bad call kills it
-    "segfault": _COMMON | {"functions"},
-    "missing": {"kind", "gpu", "gpus"},  # failed at boot: on the PCI bus, not enumerated
-    "fabric_incomplete": _COMMON,  # NVSwitch fabric registration stuck in progress
-    # an NVSwitch SXid in the kernel log (fake_kmsg): switch 0-3 of an HGX board
-    "sxid": {"kind", "at", "switch", "link", "code", "fatal", "count"},
-}
-_REQUIRED = {
-    "slow_call": {"functions", "seconds"},
-    "not_supported": {"functions"},
-    "missing_functions": {"functions"},
-    "segfault": {"functions"},
-    "xid": {"code"},
-    "sxid": {"code"},
-}
 _GPU_KEYS = {"model", "count", "workload", "mig", "ecc", "power_limit_w", "processes"}
 _TOP_KEYS = {"name", "description", "seed", "driver_version", "cuda_driver_version"}
 _TOP_KEYS |= {"nvml_version", "gpus", "faults", "jobs", "latency", "infiniband", "kubelet"}
 _IB_KEYS = {"ports", "down", "flaky"}
-LATENCIES = ("none", "h200")
-SXID_SWITCHES = (
-    4  # the NVSwitches of an HGX board (fake_sysfs.NVSWITCH_BUSES)  # fake_latency.PROFILES
-)
+LATENCIES = ("none", "h200")  # fake_latency.PROFILES
 
 
 @dataclass(frozen=True)
@@ -122,41 +72,6 @@ class GpuSpec:
     ecc: bool | None = None  # None: the model's captured ECC mode
     power_limit_w: int | None = None  # None: the model's default limit
     processes: tuple[Process, ...] = ()
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One injected fault; which fields matter depends on `kind` (see FAULT_KEYS)."""
-
-    kind: str
-    at: float = 0.0
-    until: float | None = None  # None: forever
-    gpus: tuple[int, ...] = ()  # empty: every GPU
-    functions: tuple[str, ...] = ()  # empty: every function ("*" too)
-    error: str = "Unknown"
-    seconds: float = 0.0
-    code: int = 0
-    count: int = 1
-    corrected: int = 0
-    uncorrected: int = 0
-    generation: int | None = None
-    width: int | None = None
-    temperature: float | None = None
-    hw: bool = True
-    links: tuple[int, ...] = ()
-    action: int = 0
-    switch: int = 0  # sxid: the NVSwitch (nvidia-nvswitch<N>, fake_sysfs.NVSWITCH_BUSES[N])
-    link: int = 0  # sxid: the switch's NVLink port
-    fatal: bool = False  # sxid: "Fatal" or "Non-fatal" in the line
-
-    def active(self, t: float) -> bool:
-        return self.at <= t and (self.until is None or t < self.until)
-
-    def applies(self, gpu: int | None) -> bool:
-        return not self.gpus or gpu is None or gpu in self.gpus
-
-    def covers(self, function: str) -> bool:
-        return not self.functions or "*" in self.functions or function in self.functions
 
 
 @dataclass(frozen=True)
@@ -227,13 +142,7 @@ def _scenario(data: Any) -> Scenario:
         if key not in top:
             raise ScenarioError(f"{key}: required")
     gpus = _gpus(top["gpus"])
-    faults = tuple(
-        _fault(f, f"faults[{i}]", len(gpus))
-        for i, f in enumerate(typed(top.get("faults", []), "faults", list))
-    )
-    missing = {g for f in faults if f.kind == "missing" for g in f.gpus or range(len(gpus))}
-    if len(missing) == len(gpus):
-        raise ScenarioError("faults: every GPU is missing; leave at least one enumerated")
+    faults = parse_faults(top.get("faults", []), len(gpus))
     seed = typed(top.get("seed", 0), "seed", int)
     jobs = parse_jobs(top.get("jobs", []), seed, [len(g.mig) for g in gpus])
     cuda = typed(top.get("cuda_driver_version", 12070), "cuda_driver_version", int)
@@ -315,40 +224,3 @@ def _power_limit(value: Any, path: str, model: str) -> int | None:
     if limit is not None and not low <= limit <= high:
         raise ScenarioError(f"{path}: {limit} outside {model}'s range {low}..{high} W")
     return limit
-
-
-def _fault(value: Any, path: str, gpu_count: int) -> Fault:
-    kind = typed(mapping(value, path, None).get("kind"), f"{path}.kind", str)
-    if kind not in FAULT_KEYS:
-        known = ", ".join(sorted(FAULT_KEYS))
-        raise ScenarioError(f'{path}.kind: unknown fault kind "{kind}"; known: {known}')
-    raw = mapping(value, path, FAULT_KEYS[kind])
-    missing = sorted(_REQUIRED.get(kind, set()) - set(raw))
-    if missing:
-        raise ScenarioError(f"{path}.{missing[0]}: required for {kind}")
-    fields = {k: FAULT_FIELDS[k](v, f"{path}.{k}") for k, v in raw.items() if k in FAULT_FIELDS}
-    at = fields.setdefault("at", 0.0)
-    if "duration" in raw:
-        if "until" in raw:
-            raise ScenarioError(f"{path}: give either until or duration, not both")
-        fields["until"] = at + number(raw["duration"], f"{path}.duration")
-    if fields.get("until") is not None and fields["until"] < at:
-        raise ScenarioError(f"{path}.until: {fields['until']} is before at ({at})")
-    if kind == "sxid" and not 0 <= fields.get("switch", 0) < SXID_SWITCHES:
-        raise ScenarioError(f"{path}.switch: NVSwitches are 0 to {SXID_SWITCHES - 1}")
-    return Fault(kind=kind, gpus=_gpu_list(raw, path, gpu_count), **fields)
-
-
-def _gpu_list(raw: dict[str, Any], path: str, gpu_count: int) -> tuple[int, ...]:
-    if "gpu" in raw and "gpus" in raw:
-        raise ScenarioError(f"{path}: give either gpu or gpus, not both")
-    key = "gpu" if "gpu" in raw else "gpus"
-    values = (
-        [typed(raw["gpu"], f"{path}.gpu", int)]
-        if key == "gpu"
-        else int_list(raw.get("gpus", []), f"{path}.gpus")
-    )
-    for value in values:
-        if not 0 <= value < gpu_count:
-            raise ScenarioError(f"{path}.{key}: GPU {value} does not exist ({gpu_count} GPUs)")
-    return tuple(values)

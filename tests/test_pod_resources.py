@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agent.hw.pod_resources import KubeletError, PodResourcesClient
 from agent.sampler import Snapshot
 from tests.kubelet_helpers import (
     NOTEBOOK,
@@ -271,6 +272,23 @@ kubelet: true
         assert set(values(snapshot, "suanli_gpu_kubelet_allocatable").values()) == {1.0}
     finally:
         node.close()
+    # the simulated kubelet stops with the agent (a gRPC server left running makes forking
+    # this process unsafe: a child aborted in grpc's epoll_wait before it could exec)
+    with pytest.raises(KubeletError) as stopped:
+        PodResourcesClient(str(node.socket), timeout_s=1.0).read()
+    assert stopped.value.reason in ("refused", "missing")
+
+
+def test_a_stopped_agent_makes_no_new_call_to_the_kubelet(node: Node) -> None:
+    """Closing the client ends its call in flight and every later one: a refresh still running
+    when the agent stops cannot open a connection that nothing would close."""
+    node.serve(Kubelet(node.uuids()))
+    client = PodResourcesClient(str(node.socket), timeout_s=1.0)
+    assert client.read().holders  # the vLLM pod's GPUs
+    client.close()
+    with pytest.raises(KubeletError) as closed:
+        client.read()
+    assert closed.value.reason == "closed"
 
 
 def test_pods_sharing_a_time_sliced_gpu_are_all_on_it(node: Node) -> None:

@@ -33,6 +33,8 @@ from conftest import LOOPBACK, REPO_ROOT, agent_env, http_get
 from test_deploy_prometheus import load_generator
 
 from agent.config import Config
+from agent.hw.pod_resources import KubeletError, PodResourcesClient
+from suanli_sim.fake_kubelet import SOCKET
 from suanli_sim.fleet.filesd import target_groups
 from suanli_sim.fleet.fleet import plan_fleet
 from suanli_sim.fleet.mix import DECK, assign_roles, parse_mix
@@ -196,6 +198,23 @@ def test_a_fifty_node_center_shows_every_check_xid_scheduler_and_mig(node_root: 
     assert {"lost", "missing"} <= reasons
     assert {"slurm", "kubernetes", "container"} <= seen["scheduler"]
     assert mig_instances >= 10
+
+
+def test_a_mig_node_serves_its_kubelet_until_it_is_closed() -> None:
+    """The fleet's MIG nodes serve their pods on a simulated kubelet (a gRPC server), stopped
+    with the node: none is left running when the fleet stops."""
+    plan = next(p for p in plans(12) if p.scenario.kubelet)
+    with tempfile.TemporaryDirectory(prefix="k", dir="/tmp") as root:  # unix socket: 107 bytes
+        node = build_node(plan, 1.0, Config(), Path(root), Clock(), kubelet=True)
+        socket_path = str(Path(root) / plan.placement.hostname / SOCKET)
+        try:
+            allocatable = PodResourcesClient(socket_path).read().allocatable
+            assert allocatable and any(device.startswith("MIG-") for device in allocatable)
+        finally:
+            node.close()
+        with pytest.raises(KubeletError) as stopped:
+            PodResourcesClient(socket_path).read()
+        assert stopped.value.reason in ("refused", "missing")
 
 
 def test_nodes_are_distinct_and_plausible(node_root: Path) -> None:
@@ -381,6 +400,9 @@ def test_two_worker_processes_serve_one_fleet(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The command's result; `limit`: its RLIMIT_NOFILE. Only then is Python code run in the
+    forked child before exec (preexec_fn), which is unsafe while this process runs threads."""
+
     def lower_limit() -> None:
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
@@ -392,7 +414,7 @@ def run_cli(*args: str, limit: int | None = None) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=lower_limit,
+        preexec_fn=lower_limit if limit is not None else None,
     )
 
 

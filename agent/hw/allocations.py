@@ -118,7 +118,7 @@ class AllocationRefresher:
                 log.info("job allocations from %s: read again", source)
 
     def _failed(self, source: str, reason: str, detail: str) -> SourceState:
-        if self._logged.get(source) != reason:
+        if self._logged.get(source) != reason and not self._stop.is_set():  # closing cancels
             self._logged[source] = reason
             log.warning("job allocations from %s unavailable (%s); using processes", source, detail)
         return SourceState(False, reason)

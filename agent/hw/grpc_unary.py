@@ -45,14 +45,17 @@ class UnaryClient:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._cancelled = False
+        self._closed = False
 
     def call(self, method: str, request: bytes, timeout_s: float) -> bytes:
         """The response message of `method` (`/package.Service/Method`). Raises `RpcError`."""
         deadline = h2.Deadline(timeout_s)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock:
-            self._sock, self._cancelled = sock, False
+            self._sock, self._cancelled = sock, self._closed
         try:
+            if self._cancelled:
+                raise RpcError("CANCELLED", "the client is closed")
             sock.settimeout(deadline.left())
             sock.connect(self.socket_path)
             if self._cancelled:
@@ -71,6 +74,12 @@ class UnaryClient:
             with self._lock:
                 self._sock = None
             sock.close()
+
+    def close(self) -> None:
+        """End the call in flight now and refuse every later one (CANCELLED)."""
+        with self._lock:
+            self._closed = True
+        self.cancel()
 
     def cancel(self) -> None:
         """End the call in flight now (its caller gets CANCELLED)."""

@@ -89,6 +89,7 @@ class PodResourcesClient:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
         self._client = UnaryClient(socket_path, _MAX_MESSAGE)
+        self._closed = False
 
     def read(self, pod_uids: dict[tuple[str, str], str] | None = None) -> KubeletAnswer:
         """The pods' GPUs now. Raises `KubeletError`; takes at most two deadlines."""
@@ -119,13 +120,16 @@ class PodResourcesClient:
         try:
             return decode(self._client.call(method, b"", self.timeout_s))
         except RpcError as err:
-            raise KubeletError(_REASONS.get(err.status, "bad_answer"), str(err)) from None
+            # "closed": the agent is stopping; the reason is never exported
+            reason = "closed" if self._closed else _REASONS.get(err.status, "bad_answer")
+            raise KubeletError(reason, str(err)) from None
         except WireError as err:
             raise KubeletError("bad_answer", str(err)) from None
 
     def close(self) -> None:
-        """End a call in flight (another thread's) at once."""
-        self._client.cancel()
+        """End a call in flight (another thread's) at once; later reads fail as `closed`."""
+        self._closed = True
+        self._client.close()
 
 
 def holders(

@@ -85,8 +85,8 @@ def build_node(
 ) -> SimNode:
     """The agent `agent.app.build` makes over the node's simulated parts, sampled inline;
     `clock`: the fake NVML's simulated time (default: seconds since it was made). `kubelet`:
-    serve a scenario's `kubelet: true` on a gRPC server (its own threads; the fleet's runtime
-    asks for it, a node built alone starts no thread)."""
+    serve a scenario's `kubelet: true` on a gRPC server (its own threads, stopped by `close()`;
+    the fleet's runtime asks for it, a node built alone starts no thread)."""
     place, seed = plan.placement, plan.scenario.seed
     load = HOST_LOAD.get(plan.role, 0.1)
     config = with_overrides(
@@ -105,12 +105,14 @@ def build_node(
         c_abi=False,  # thousands of GPUs: the Python stand-in, answered by the same engine
         host_reader=SimHostReader(seed, load),
         rapl=(SimRapl(seed, load), NO_SYSFS),
+        kubelet=kubelet,
     )
-    if kubelet and plan.scenario.kubelet:
-        from suanli_sim.fake_kubelet import serve_kubelet
-
-        serve_kubelet(fake, root / place.hostname)
-    agent = build(config, parts=parts, hostname=place.hostname)
+    try:
+        agent = build(config, parts=parts, hostname=place.hostname)
+    except BaseException:
+        if parts.stop is not None:
+            parts.stop()
+        raise
     agent.renderer.attach(RELOAD_SPECS, ReloadStatus().samples)  # as the agent's runner does
     return SimNode(plan, agent.sampler, agent.renderer)
 

@@ -88,18 +88,21 @@ def settle_garbage_collector() -> None:
 
 
 def build_nodes(
-    plans: Sequence[NodePlan], interval: float, root: Path, stop: threading.Event
-) -> list[SimNode]:
-    """Every node, sampled once; stops early (returning those built) when `stop` is set."""
+    plans: Sequence[NodePlan],
+    interval: float,
+    root: Path,
+    stop: threading.Event,
+    nodes: list[SimNode],
+) -> None:
+    """Every node, sampled once, added to `nodes` as it is built (so the caller closes those
+    built when one fails); stops early when `stop` is set."""
     config = Config()
-    nodes: list[SimNode] = []
     for plan in plans:
         if stop.is_set():
             break
         node = build_node(plan, interval, config, root, kubelet=True)
-        node.sample()
         nodes.append(node)
-    return nodes
+        node.sample()
 
 
 def run_nodes(
@@ -118,7 +121,7 @@ def run_nodes(
     began = time.monotonic()
     nodes: list[SimNode] = []
     try:
-        nodes = build_nodes(plans, interval, root, stop)
+        build_nodes(plans, interval, root, stop, nodes)
         if stop.is_set():
             return 0
         settle_garbage_collector()
